@@ -1,0 +1,71 @@
+//! JSON notices: to the orchestrator (`--notify-url`) and to the workload (`--drain-url`).
+
+use std::time::Duration;
+
+use serde::Serialize;
+use spotkit_core::Timestamp;
+use spotkit_core::agent::Notice;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// The wire form of a notice. Field names are the documented contract (docs/agent.md).
+#[derive(Debug, Serialize)]
+pub(crate) struct NoticeBody {
+    pub vm_name: String,
+    pub event_id: String,
+    pub event_type: String,
+    pub not_before: Option<String>,
+    pub observed_at: String,
+    pub drain_deadline: Option<String>,
+}
+
+fn rfc3339(t: Timestamp) -> String {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(t.unix_millis()) * 1_000_000)
+        .ok()
+        .and_then(|d| d.format(&Rfc3339).ok())
+        .unwrap_or_else(|| t.unix_millis().to_string())
+}
+
+impl From<&Notice> for NoticeBody {
+    fn from(n: &Notice) -> Self {
+        Self {
+            vm_name: n.vm_name.clone(),
+            event_id: n.event_id.to_string(),
+            event_type: n.event_type.to_string(),
+            not_before: n.not_before.map(rfc3339),
+            observed_at: rfc3339(n.observed_at),
+            drain_deadline: n.drain_deadline.map(rfc3339),
+        }
+    }
+}
+
+/// POSTs `body` to `url`, retrying transport errors and 5xx a few times within `budget`.
+/// Returns whether it was delivered.
+pub(crate) async fn post_notice(
+    http: &reqwest::Client,
+    url: &str,
+    body: &NoticeBody,
+    budget: Duration,
+) -> bool {
+    let attempts = 3u32;
+    let per_try = (budget / attempts).max(Duration::from_millis(200));
+    for attempt in 1..=attempts {
+        match http.post(url).json(body).timeout(per_try).send().await {
+            Ok(r) if r.status().is_success() => return true,
+            Ok(r) if r.status().is_client_error() => {
+                tracing::warn!(
+                    url,
+                    status = r.status().as_u16(),
+                    "notice rejected; not retrying"
+                );
+                return false;
+            }
+            Ok(r) => tracing::warn!(url, status = r.status().as_u16(), attempt, "notice failed"),
+            Err(e) => tracing::warn!(url, attempt, "notice failed: {e}"),
+        }
+        if attempt < attempts {
+            tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt))).await;
+        }
+    }
+    false
+}

@@ -1,0 +1,9 @@
+//! Azure protocol clients for spotkit.
+//!
+//! This is the only crate that knows Azure's wire shapes. Each module turns Azure JSON into the
+//! domain types of `spotkit-core` and implements a `spotkit-cloud` trait.
+//!
+//! - [`imds`]: the Instance Metadata Service on the VM: Scheduled Events (poll, approve) and
+//!   instance metadata (`compute.name`). Start at [`imds::ImdsClient`].
+
+pub mod imds;

@@ -1,0 +1,16 @@
+//! tracing to stderr, as text or JSON; the level from `SPOTKIT_LOG` (default `info`).
+
+use tracing_subscriber::EnvFilter;
+
+pub fn init(format: Option<&str>) {
+    let filter = EnvFilter::try_from_env("SPOTKIT_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // A second init (tests, demo) is harmless: the first subscriber stays.
+    let _ = if format == Some("json") {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}

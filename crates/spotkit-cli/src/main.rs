@@ -1,0 +1,76 @@
+//! `spotkit`: the one binary. Subcommands: `agent`, `imds-emulator`, `demo`, `bench`.
+//!
+//! Exit codes: 0 success (or, for `agent` with a workload, the workload's own exit code);
+//! 1 a runtime failure (reported on stderr); 2 bad flags, environment or config file.
+
+mod agent_cmd;
+mod config;
+mod logging;
+
+use std::process::ExitCode;
+
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+
+/// Run interruptible workloads reliably and cheaply on Azure Spot VMs.
+#[derive(Debug, Parser)]
+#[command(name = "spotkit", version, about, propagate_version = true)]
+struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, env = "SPOTKIT_LOG_FORMAT", value_parser = ["text", "json"])]
+    log_format: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Watch Scheduled Events on this VM and shut the workload down gracefully before eviction.
+    Agent(agent_cmd::AgentArgs),
+}
+
+/// An error with the exit code it should produce.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: u8,
+    pub error: anyhow::Error,
+}
+
+impl Failure {
+    pub fn usage(error: impl Into<anyhow::Error>) -> Self {
+        Self {
+            code: 2,
+            error: error.into(),
+        }
+    }
+
+    pub fn runtime(error: impl Into<anyhow::Error>) -> Self {
+        Self {
+            code: 1,
+            error: error.into(),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    let sub = matches.subcommand().map(|(_, m)| m.clone());
+    let log_format = cli.log_format.clone();
+    let result = match cli.command {
+        Command::Agent(args) => agent_cmd::main(
+            args,
+            sub.as_ref().unwrap_or(&matches),
+            log_format.as_deref(),
+        ),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(f) => {
+            eprintln!("spotkit: error: {:#}", f.error);
+            ExitCode::from(f.code)
+        }
+    }
+}
