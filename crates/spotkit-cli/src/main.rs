@@ -3,8 +3,12 @@
 //! Exit codes: 0 success (or, for `agent` with a workload, the workload's own exit code);
 //! 1 a runtime failure (reported on stderr); 2 bad flags, environment or config file.
 
+mod admin;
 mod agent_cmd;
+mod bench;
 mod config;
+mod demo;
+mod emulator_cmd;
 mod logging;
 
 use std::process::ExitCode;
@@ -25,7 +29,14 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Watch Scheduled Events on this VM and shut the workload down gracefully before eviction.
-    Agent(agent_cmd::AgentArgs),
+    Agent(Box<agent_cmd::AgentArgs>),
+    /// Serve a local emulation of IMDS (Scheduled Events, instance metadata) with an admin API.
+    ImdsEmulator(emulator_cmd::EmulatorArgs),
+    /// Run a local demonstration: an agent, a workload and a Preempt from the IMDS emulator.
+    Demo(demo::DemoArgs),
+    /// Benchmarks (not timed tests): figures for docs/benchmarks.md.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
 }
 
 /// An error with the exit code it should produce.
@@ -61,10 +72,22 @@ fn main() -> ExitCode {
     let log_format = cli.log_format.clone();
     let result = match cli.command {
         Command::Agent(args) => agent_cmd::main(
-            args,
+            *args,
             sub.as_ref().unwrap_or(&matches),
             log_format.as_deref(),
         ),
+        Command::ImdsEmulator(args) => {
+            logging::init(log_format.as_deref());
+            emulator_cmd::main(args)
+        }
+        Command::Demo(args) => {
+            logging::init(log_format.as_deref());
+            demo::main(&args)
+        }
+        Command::Bench(cmd) => {
+            logging::init(log_format.as_deref());
+            bench::main(cmd)
+        }
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -1,0 +1,337 @@
+//! `spotkit bench`: benchmarks that print figures for docs/benchmarks.md. Not timed tests.
+//!
+//! `bench agent` measures, on the real binaries over loopback:
+//! - latency from a Preempt becoming visible in the emulator to SIGTERM reaching the workload,
+//!   over many events, one fresh agent per event (the agent exits after each drain);
+//! - CPU time per poll and resident memory of an idle agent at its poll rate, side by side with a
+//!   bare poll loop (`bench bare-poll`: the same HTTP GET with nothing else) in the same run.
+#![allow(clippy::disallowed_methods)] // a benchmark measures real time: that is its job
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context as _, bail};
+
+use crate::Failure;
+use crate::admin::EmulatorProcess;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum BenchCommand {
+    /// Agent latency (event visible -> SIGTERM at the workload), CPU per poll and RSS.
+    Agent(AgentBench),
+    /// A bare Scheduled Events poll loop: the baseline `bench agent` compares against.
+    #[command(hide = true)]
+    BarePoll {
+        #[arg(long)]
+        url: String,
+        #[arg(long, value_parser = humantime::parse_duration)]
+        interval: Duration,
+    },
+    /// Workload stand-in: waits for SIGTERM, writes the Unix time in ns to FILE, exits 0.
+    #[command(hide = true)]
+    SigtermProbe {
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AgentBench {
+    /// Number of Preempt events (one agent run each).
+    #[arg(long, default_value_t = 100)]
+    events: usize,
+    /// The agent's poll interval.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    poll_interval: Duration,
+    /// How long the idle agent and the bare loop run for the CPU and memory figures.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    idle: Duration,
+}
+
+pub fn main(cmd: BenchCommand) -> Result<u8, Failure> {
+    match cmd {
+        BenchCommand::SigtermProbe { out } => sigterm_probe(&out).map_err(Failure::runtime),
+        BenchCommand::BarePoll { url, interval } => {
+            bare_poll(&url, interval).map_err(Failure::runtime)
+        }
+        BenchCommand::Agent(args) => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .map_err(Failure::runtime)?;
+            runtime
+                .block_on(bench_agent(&args))
+                .map_err(Failure::runtime)
+        }
+    }
+}
+
+fn unix_ns() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos()
+}
+
+fn sigterm_probe(out: &Path) -> anyhow::Result<u8> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        term.recv().await;
+        std::fs::write(out, unix_ns().to_string())?;
+        Ok(0)
+    })
+}
+
+fn bare_poll(url: &str, interval: Duration) -> anyhow::Result<u8> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let http = reqwest::Client::builder().no_proxy().build()?;
+        loop {
+            if let Ok(r) = http.get(url).header("Metadata", "true").send().await {
+                let _ = r.bytes().await;
+            }
+            tokio::time::sleep(interval).await;
+        }
+    })
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss
+    )]
+    let rank = ((p / 100.0) * (sorted.len() as f64)).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+struct ProcSample {
+    cpu_ns: u64,
+    rss_kib: u64,
+    hwm_kib: u64,
+}
+
+fn sample(pid: u32) -> anyhow::Result<ProcSample> {
+    let schedstat = std::fs::read_to_string(format!("/proc/{pid}/schedstat"))
+        .with_context(|| format!("/proc/{pid}/schedstat"))?;
+    let cpu_ns = schedstat
+        .split_whitespace()
+        .next()
+        .context("empty schedstat")?
+        .parse()?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let field = |name: &str| -> u64 {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    Ok(ProcSample {
+        cpu_ns,
+        rss_kib: field("VmRSS:"),
+        hwm_kib: field("VmHWM:"),
+    })
+}
+
+struct Killed(Child);
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn bench_agent(args: &AgentBench) -> anyhow::Result<u8> {
+    let exe = std::env::current_exe()?;
+    let vm = "bench-vm";
+    let emulator = EmulatorProcess::start(vm)?;
+    let interval = humantime::format_duration(args.poll_interval).to_string();
+    let work = tempfile::tempdir()?;
+    println!(
+        "spotkit bench agent: {} events, poll interval {interval}, idle phase {}",
+        args.events,
+        humantime::format_duration(args.idle)
+    );
+
+    // Phase 1: latency, one agent per event.
+    let mut latencies_ms = Vec::with_capacity(args.events);
+    let mut approvals_received = 0usize;
+    for i in 0..args.events {
+        let probe_file = work.path().join(format!("term-{i}"));
+        let agent = Command::new(&exe)
+            .args([
+                "agent",
+                "--imds-url",
+                &emulator.url,
+                "--vm-name",
+                vm,
+                "--poll-interval",
+                &interval,
+            ])
+            .arg("--")
+            .arg(&exe)
+            .args(["bench", "sigterm-probe", "--out"])
+            .arg(&probe_file)
+            .env("SPOTKIT_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("cannot start the agent")?;
+        let mut agent = Killed(agent);
+        // Wait for this agent's first poll, then a pseudo-random part of an interval, so events
+        // land at every phase of the poll cycle.
+        let gets = emulator.scheduled_event_gets().await?;
+        let start = Instant::now();
+        while emulator.scheduled_event_gets().await? <= gets {
+            if start.elapsed() > Duration::from_secs(20) {
+                bail!("agent {i} never polled");
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let phase = (unix_ns() % 1000) as f64 / 1000.0;
+        tokio::time::sleep(args.poll_interval.mul_f64(phase)).await;
+        let visible_ns = unix_ns();
+        emulator.schedule("Preempt", vm, 30).await?;
+        let start = Instant::now();
+        let term_ns: u128 = loop {
+            if let Ok(s) = std::fs::read_to_string(&probe_file)
+                && let Ok(v) = s.trim().parse()
+            {
+                break v;
+            }
+            if start.elapsed() > Duration::from_secs(10) {
+                bail!("event {i}: the workload never got SIGTERM");
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        };
+        #[allow(clippy::cast_precision_loss)]
+        latencies_ms.push(term_ns.saturating_sub(visible_ns) as f64 / 1e6);
+        let start = Instant::now();
+        while agent.0.try_wait()?.is_none() {
+            if start.elapsed() > Duration::from_secs(10) {
+                bail!("event {i}: the agent did not exit after the drain");
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        approvals_received = emulator.approvals().await?.len();
+        if (i + 1) % 10 == 0 {
+            eprintln!("  {} / {} events", i + 1, args.events);
+        }
+    }
+    latencies_ms.sort_by(f64::total_cmp);
+    let p50 = percentile(&latencies_ms, 50.0);
+    let p99 = percentile(&latencies_ms, 99.0);
+    let max = latencies_ms.last().copied().unwrap_or(f64::NAN);
+    let goal_ms = args.poll_interval.as_secs_f64() * 1000.0 + 20.0;
+
+    // Phase 2: CPU and memory, idle agent and bare loop side by side.
+    let idle_agent = Command::new(&exe)
+        .args([
+            "agent",
+            "--imds-url",
+            &emulator.url,
+            "--vm-name",
+            vm,
+            "--poll-interval",
+            &interval,
+            "--",
+            "sleep",
+            "100000",
+        ])
+        .env("SPOTKIT_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let idle_agent = Killed(idle_agent);
+    let bare = Command::new(&exe)
+        .args(["bench", "bare-poll", "--url"])
+        .arg(format!(
+            "{}/metadata/scheduledevents?api-version=2020-07-01",
+            emulator.url
+        ))
+        .args(["--interval", &interval])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let bare = Killed(bare);
+    // Let both finish start-up (the agent's first poll, allocations) before measuring.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (a0, b0, g0) = (
+        sample(idle_agent.0.id())?,
+        sample(bare.0.id())?,
+        emulator.scheduled_event_gets().await?,
+    );
+    let t0 = Instant::now();
+    tokio::time::sleep(args.idle).await;
+    let (a1, b1, g1) = (
+        sample(idle_agent.0.id())?,
+        sample(bare.0.id())?,
+        emulator.scheduled_event_gets().await?,
+    );
+    let wall_ns = t0.elapsed().as_nanos() as f64;
+    let total_polls = g1.saturating_sub(g0) as f64;
+    let agent_polls = (total_polls / 2.0).max(1.0); // both poll at the same interval
+    let agent_cpu = a1.cpu_ns.saturating_sub(a0.cpu_ns) as f64;
+    let bare_cpu = b1.cpu_ns.saturating_sub(b0.cpu_ns) as f64;
+
+    println!();
+    println!(
+        "latency, Preempt visible -> SIGTERM at the workload ({} events):",
+        latencies_ms.len()
+    );
+    println!(
+        "  p50 {p50:.1} ms   p99 {p99:.1} ms   max {max:.1} ms   goal p99 <= {goal_ms:.0} ms (poll interval + 20 ms): {}",
+        if p99 <= goal_ms { "met" } else { "NOT met" }
+    );
+    println!("  p99 / (poll interval + 20 ms) = {:.3}", p99 / goal_ms);
+    println!(
+        "  approvals received: {approvals_received} of {}",
+        args.events
+    );
+    println!(
+        "idle agent vs bare poll loop, {:.0} s at {interval}, {total_polls:.0} polls in all:",
+        wall_ns / 1e9
+    );
+    println!(
+        "  CPU per poll: agent {:.1} us, bare loop {:.1} us, ratio {:.2}",
+        agent_cpu / agent_polls / 1e3,
+        bare_cpu / agent_polls / 1e3,
+        agent_cpu / bare_cpu.max(1.0)
+    );
+    println!(
+        "  CPU share of one core: agent {:.4} %, bare loop {:.4} %   goal < 0.05 %: {}",
+        agent_cpu / wall_ns * 100.0,
+        bare_cpu / wall_ns * 100.0,
+        if agent_cpu / wall_ns * 100.0 < 0.05 {
+            "met"
+        } else {
+            "NOT met"
+        }
+    );
+    println!(
+        "  RSS: agent {} KiB (peak {} KiB), bare loop {} KiB (peak {} KiB), ratio {:.2}   goal < 10 MiB: {}",
+        a1.rss_kib,
+        a1.hwm_kib,
+        b1.rss_kib,
+        b1.hwm_kib,
+        a1.rss_kib as f64 / (b1.rss_kib.max(1)) as f64,
+        if a1.hwm_kib < 10 * 1024 {
+            "met"
+        } else {
+            "NOT met"
+        }
+    );
+    Ok(0)
+}
