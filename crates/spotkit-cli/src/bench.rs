@@ -170,13 +170,16 @@ async fn bench_agent(args: &AgentBench) -> anyhow::Result<u8> {
     let mut approvals_received = 0usize;
     for i in 0..args.events {
         let probe_file = work.path().join(format!("term-{i}"));
+        // One VM name per run: earlier runs' events (still Started for a while) name other VMs,
+        // so this agent ignores them, as a real agent ignores its neighbours' events.
+        let vm_i = format!("{vm}-{i}");
         let agent = Command::new(&exe)
             .args([
                 "agent",
                 "--imds-url",
                 &emulator.url,
                 "--vm-name",
-                vm,
+                &vm_i,
                 "--poll-interval",
                 &interval,
             ])
@@ -203,7 +206,7 @@ async fn bench_agent(args: &AgentBench) -> anyhow::Result<u8> {
         let phase = (unix_ns() % 1000) as f64 / 1000.0;
         tokio::time::sleep(args.poll_interval.mul_f64(phase)).await;
         let visible_ns = unix_ns();
-        emulator.schedule("Preempt", vm, 30).await?;
+        emulator.schedule("Preempt", &vm_i, 30).await?;
         let start = Instant::now();
         let term_ns: u128 = loop {
             if let Ok(s) = std::fs::read_to_string(&probe_file)
