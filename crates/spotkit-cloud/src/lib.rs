@@ -6,9 +6,17 @@
 //!
 //! - [`Clock`]: the only way runners read or wait on time ([`SystemClock`] is the one real clock).
 //! - [`EventSource`]: Scheduled Events (poll a document, approve events).
+//! - [`Queue`]: messages with visibility-timeout leases (Azure Queue Storage semantics).
+//! - [`ObjectStore`]: objects with conditional writes (Azure Blob Storage semantics).
 
 pub mod clock;
+#[cfg(feature = "contract")]
+pub mod contract;
 pub mod events;
+pub mod queue;
+pub mod store;
 
 pub use clock::{Clock, SystemClock};
 pub use events::{EventSource, EventSourceError};
+pub use queue::{Delivery, Lease, MessageId, PeekedMessage, Queue, QueueError};
+pub use store::{ETag, ObjectStore, StoreError, StoredObject, WriteCondition};
