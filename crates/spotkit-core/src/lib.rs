@@ -7,11 +7,13 @@
 //!
 //! Start with [`agent::AgentMachine`], the on-VM agent's brain: it decides when to poll Scheduled
 //! Events, which events concern this VM, when to drain the workload, when to kill it and when to
-//! approve the event.
+//! approve the event. [`worker::WorkerMachine`] is the queue worker's: how many messages to hold,
+//! when to receive, renew, retry, poison and release them, and how to shut down inside a budget.
 
 pub mod agent;
 pub mod backoff;
 pub mod events;
 pub mod time;
+pub mod worker;
 
 pub use time::Timestamp;
