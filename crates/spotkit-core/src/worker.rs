@@ -114,6 +114,14 @@ pub enum WorkerInput {
         /// How.
         outcome: Outcome,
     },
+    /// The message cannot be processed at all (a malformed envelope): poison it now rather than
+    /// retrying something that can never succeed.
+    Rejected {
+        /// The message.
+        id: String,
+        /// Why, for the poison queue.
+        reason: String,
+    },
     /// A renewal succeeded.
     Renewed {
         /// The message.
@@ -339,6 +347,14 @@ impl WorkerMachine {
                 );
             }
             WorkerInput::Finished { id, outcome } => self.on_finished(&id, outcome, &mut out),
+            WorkerInput::Rejected { id, reason } => {
+                if let Some(slot) = self.slots.get_mut(&id)
+                    && slot.stage == Stage::Running
+                {
+                    slot.stage = Stage::Settling;
+                    out.push(WorkerAction::Poison { id, reason });
+                }
+            }
             WorkerInput::Renewed { id, visible_at } => {
                 if let Some(slot) = self.slots.get_mut(&id) {
                     slot.renewing = false;

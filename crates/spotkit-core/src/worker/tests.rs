@@ -327,3 +327,23 @@ fn warmup_gate_blocks_receiving() {
     }
     assert_eq!(m.next_wakeup(), None);
 }
+
+#[test]
+fn a_rejected_message_is_poisoned_at_once() {
+    let mut m = ready_machine();
+    let _ = m.handle(WorkerInput::Received(vec![held("bad", 1, t(30_000))]), t(0));
+    let a = m.handle(
+        WorkerInput::Rejected {
+            id: "bad".into(),
+            reason: "malformed envelope".into(),
+        },
+        t(1),
+    );
+    assert_eq!(
+        a,
+        vec![WorkerAction::Poison {
+            id: "bad".into(),
+            reason: "malformed envelope".into()
+        }]
+    );
+}
