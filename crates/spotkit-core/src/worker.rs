@@ -309,8 +309,16 @@ impl WorkerMachine {
             }
         }
         if let Some(deadline) = self.shutdown {
-            consider(deadline.minus(self.settings.checkpoint_grace));
-            consider(deadline);
+            // Only wake for steps still to take, or a passed deadline would spin the runner.
+            let running = self.slots.values().filter(|s| s.stage == Stage::Running);
+            for slot in running {
+                if !slot.interrupted {
+                    consider(deadline.minus(self.settings.checkpoint_grace));
+                }
+                if !slot.killed {
+                    consider(deadline);
+                }
+            }
         }
         wake
     }

@@ -230,8 +230,10 @@ where
 
     loop {
         for input in pending.drain(..) {
+            tracing::trace!(?input, "worker input");
             let now = clock.now();
             for action in machine.handle(input, now) {
+                tracing::trace!(?action, "worker action");
                 match action {
                     WorkerAction::Exit => {
                         tracing::info!(?report, "worker finished");
@@ -257,8 +259,19 @@ where
                         let delivery = m.delivery.clone();
                         let interrupt = m.interrupt.subscribe();
                         m.task = Some(tokio::spawn(async move {
-                            let outcome =
-                                process_message(store, handler, delivery, interrupt).await;
+                            // The attempt runs in its own task so a panicking handler is a failed
+                            // attempt, not a slot that never frees; the guard aborts it if this
+                            // task is aborted (kill at the deadline, lost lease).
+                            let mut attempt = AbortOnDrop(tokio::spawn(process_message(
+                                store, handler, delivery, interrupt,
+                            )));
+                            let outcome = match (&mut attempt.0).await {
+                                Ok(outcome) => outcome,
+                                Err(e) => {
+                                    tracing::error!(message_id = %id, "handler attempt crashed: {e}");
+                                    TaskOutcome::Outcome(Outcome::Failed)
+                                }
+                            };
                             let _ = tx2.send(Event::Finished { id, outcome });
                         }));
                     }
@@ -491,6 +504,15 @@ where
                 pending.push(WorkerInput::Settled { id });
             }
         }
+    }
+}
+
+/// Aborts the task when dropped.
+struct AbortOnDrop<T>(JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -347,3 +347,52 @@ fn a_rejected_message_is_poisoned_at_once() {
         }]
     );
 }
+
+/// After any step, the machine never asks to be woken in the past: that would spin the runner.
+#[test]
+fn next_wakeup_is_never_in_the_past_after_a_step() {
+    let mut m = ready_machine();
+    let mut now = t(0);
+    let script = vec![
+        WorkerInput::Received(vec![
+            held("a", 1, t(3_000)),
+            held("b", 1, t(3_000)),
+            held("c", 1, t(3_000)),
+        ]),
+        WorkerInput::Shutdown { deadline: t(2_000) },
+        WorkerInput::Settled { id: "c".into() },
+    ];
+    for input in script {
+        let _ = m.handle(input, now);
+    }
+    for _ in 0..200 {
+        let Some(wake) = m.next_wakeup() else { break };
+        assert!(
+            wake > now || !m.handle(WorkerInput::Tick, now).is_empty(),
+            "spin at {now:?}: wake {wake:?}"
+        );
+        now = wake.max(now.plus(Duration::from_millis(1)));
+        let actions = m.handle(WorkerInput::Tick, now);
+        for a in actions {
+            match a {
+                WorkerAction::Renew { id, .. } => {
+                    let _ = m.handle(
+                        WorkerInput::Renewed {
+                            id,
+                            visible_at: now.plus(Duration::from_secs(30)),
+                        },
+                        now,
+                    );
+                }
+                WorkerAction::Kill { .. } | WorkerAction::Interrupt { .. } => {}
+                _ => {}
+            }
+        }
+        if let Some(w) = m.next_wakeup() {
+            assert!(
+                w > now,
+                "after a tick at {now:?} the next wakeup {w:?} is not in the future"
+            );
+        }
+    }
+}
