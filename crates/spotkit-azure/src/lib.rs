@@ -5,5 +5,8 @@
 //!
 //! - [`imds`]: the Instance Metadata Service on the VM: Scheduled Events (poll, approve) and
 //!   instance metadata (`compute.name`). Start at [`imds::ImdsClient`].
+//! - [`storage`]: Queue Storage and Blob Storage over REST ([`storage::AzureQueue`],
+//!   [`storage::AzureBlobStore`]), authorized by SAS, Shared Key or a managed-identity token.
 
 pub mod imds;
+pub mod storage;
