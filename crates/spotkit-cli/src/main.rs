@@ -5,11 +5,14 @@
 
 mod admin;
 mod agent_cmd;
+mod backends;
 mod bench;
 mod config;
 mod demo;
 mod emulator_cmd;
 mod logging;
+mod queue_cmd;
+mod worker_cmd;
 
 use std::process::ExitCode;
 
@@ -30,6 +33,11 @@ struct Cli {
 enum Command {
     /// Watch Scheduled Events on this VM and shut the workload down gracefully before eviction.
     Agent(Box<agent_cmd::AgentArgs>),
+    /// Process a queue with a handler: at-least-once, effects once, checkpoints, graceful shutdown.
+    Worker(Box<worker_cmd::WorkerArgs>),
+    /// Create, load and inspect queues.
+    #[command(subcommand)]
+    Queue(queue_cmd::QueueCommand),
     /// Serve a local emulation of IMDS (Scheduled Events, instance metadata) with an admin API.
     ImdsEmulator(emulator_cmd::EmulatorArgs),
     /// Run a local demonstration: an agent, a workload and a Preempt from the IMDS emulator.
@@ -76,6 +84,14 @@ fn main() -> ExitCode {
             sub.as_ref().unwrap_or(&matches),
             log_format.as_deref(),
         ),
+        Command::Worker(args) => {
+            logging::init(log_format.as_deref());
+            worker_cmd::main(*args)
+        }
+        Command::Queue(cmd) => {
+            logging::init(log_format.as_deref());
+            queue_cmd::main(cmd)
+        }
         Command::ImdsEmulator(args) => {
             logging::init(log_format.as_deref());
             emulator_cmd::main(args)
