@@ -8,6 +8,7 @@ use anyhow::Context as _;
 use spotkit_cloud::{Clock, ObjectStore, Queue, SystemClock};
 use spotkit_core::worker::WorkerSettings;
 use spotkit_worker::{ProcessHandler, WorkerOptions};
+use tokio::signal::unix::{SignalKind, signal};
 
 use crate::Failure;
 use crate::backends::{open_queue, open_store, poison_url};
@@ -96,7 +97,7 @@ pub fn main(args: WorkerArgs) -> Result<u8, Failure> {
         settings,
         shutdown_budget: args.shutdown_budget,
         ready_check: args.ready_check.clone(),
-        handle_signals: true,
+        handle_signals: false,
         exit_when_empty: args.exit_when_empty,
         seed: u64::from(std::process::id()),
     };
@@ -106,6 +107,18 @@ pub fn main(args: WorkerArgs) -> Result<u8, Failure> {
         .build()
         .map_err(Failure::runtime)?;
     runtime.block_on(async move {
+        // Listen for SIGTERM/SIGINT before anything slow (queue creation, first receive): the agent
+        // may stop a worker moments after starting it, and an uncaught SIGTERM would skip the drain.
+        let (stop_tx, shutdown) = tokio::sync::watch::channel(false);
+        let mut term = signal(SignalKind::terminate()).map_err(Failure::runtime)?;
+        let mut int = signal(SignalKind::interrupt()).map_err(Failure::runtime)?;
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            let _ = stop_tx.send(true);
+        });
         queue
             .create_if_missing()
             .await
@@ -122,7 +135,6 @@ pub fn main(args: WorkerArgs) -> Result<u8, Failure> {
             .context("cannot create the store")
             .map_err(Failure::runtime)?;
         let handler = ProcessHandler::new(args.handler.clone(), scratch);
-        let (_keep, shutdown) = tokio::sync::watch::channel(false);
         let report = spotkit_worker::run(
             options,
             Arc::new(queue),
