@@ -142,7 +142,7 @@ async fn killed_and_preempted_workers_lose_nothing_and_commit_each_effect_once()
                 started += 1;
             }
         }
-        if begin.elapsed() < Duration::from_secs(12) && rng.next() % 4 == 0 {
+        if begin.elapsed() < Duration::from_secs(12) && rng.next().is_multiple_of(4) {
             let (child, at) = &mut workers[usize::try_from(rng.next() % 3).unwrap()];
             kill(
                 Pid::from_raw(i32::try_from(child.id()).unwrap()),
