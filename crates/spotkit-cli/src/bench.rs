@@ -20,6 +20,10 @@ use crate::admin::EmulatorProcess;
 pub enum BenchCommand {
     /// Agent latency (event visible -> SIGTERM at the workload), CPU per poll and RSS.
     Agent(AgentBench),
+    /// Worker throughput against a bare receive/delete loop on the same queue.
+    Worker(crate::bench_worker::WorkerBench),
+    /// Drain time at shutdown with N handlers in flight.
+    Drain(crate::bench_worker::DrainBench),
     /// A bare Scheduled Events poll loop: the baseline `bench agent` compares against.
     #[command(hide = true)]
     BarePoll {
@@ -55,6 +59,8 @@ pub fn main(cmd: BenchCommand) -> Result<u8, Failure> {
         BenchCommand::BarePoll { url, interval } => {
             bare_poll(&url, interval).map_err(Failure::runtime)
         }
+        BenchCommand::Worker(args) => block_on(crate::bench_worker::bench_worker(&args)),
+        BenchCommand::Drain(args) => block_on(crate::bench_worker::bench_drain(&args)),
         BenchCommand::Agent(args) => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(1)
@@ -66,6 +72,16 @@ pub fn main(cmd: BenchCommand) -> Result<u8, Failure> {
                 .map_err(Failure::runtime)
         }
     }
+}
+
+fn block_on(f: impl std::future::Future<Output = anyhow::Result<u8>>) -> Result<u8, Failure> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(Failure::runtime)?
+        .block_on(f)
+        .map_err(Failure::runtime)
 }
 
 fn unix_ns() -> u128 {

@@ -112,7 +112,34 @@ pub(crate) struct Db {
 }
 
 impl Db {
+    /// Opens `path`, sharing one connection per file within the process: a queue, its poison
+    /// queue and a store in the same file then never wait on each other's SQLite write locks
+    /// (SQLite's busy handler sleeps in milliseconds, which would cap throughput).
     pub(crate) fn open(path: &Path) -> Result<Self, OpenError> {
+        static OPEN: Mutex<Vec<(PathBuf, std::sync::Weak<Mutex<Connection>>)>> =
+            Mutex::new(Vec::new());
+        let key = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        let mut open = OPEN
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        open.retain(|(_, weak)| weak.strong_count() > 0);
+        if let Some(conn) = open
+            .iter()
+            .find(|(p, _)| *p == key)
+            .and_then(|(_, w)| w.upgrade())
+        {
+            return Ok(Self {
+                conn,
+                path: path.to_path_buf(),
+            });
+        }
+        let db = Self::open_new(path)?;
+        let key = std::fs::canonicalize(path).unwrap_or(key);
+        open.push((key, Arc::downgrade(&db.conn)));
+        Ok(db)
+    }
+
+    fn open_new(path: &Path) -> Result<Self, OpenError> {
         let wrap = |source| OpenError::Sqlite {
             path: path.to_path_buf(),
             source,

@@ -621,7 +621,16 @@ async fn process_message<S: ObjectStore, H: Handler>(
         Err(e) => return TaskOutcome::Rejected(e.to_string()),
     };
     let ledger = ledger_key(&envelope.key);
-    match with_retries(5, retryable_store, || store.get(&ledger)).await {
+    // On a message's first delivery, keyed by its own (unique) id, no attempt can have committed an
+    // effect or saved a checkpoint yet: skip both reads. Producer keys are always checked, since
+    // another message may carry the same key.
+    let first_sight = delivery.dequeue_count == 1 && envelope.key == id;
+    let ledger_read = if first_sight {
+        Ok(None)
+    } else {
+        with_retries(5, retryable_store, || store.get(&ledger)).await
+    };
+    match ledger_read {
         Ok(Some(_)) => {
             tracing::info!(message_id = %id, key = %envelope.key, "effect already committed by an earlier attempt; deleting");
             return TaskOutcome::Outcome(Outcome::AlreadyCommitted);
@@ -633,10 +642,18 @@ async fn process_message<S: ObjectStore, H: Handler>(
         }
     }
     let cp_key = checkpoint_key(&envelope.key);
-    let checkpoint = match with_retries(5, retryable_store, || store.get(&cp_key)).await {
-        Ok(obj) => obj
-            .and_then(|o| decode_checkpoint(&o.body))
-            .map(|(_, data)| data),
+    let checkpoint_read = if first_sight {
+        Ok(None)
+    } else {
+        with_retries(5, retryable_store, || store.get(&cp_key)).await
+    };
+    let mut checkpoint_exists;
+    let checkpoint = match checkpoint_read {
+        Ok(obj) => {
+            checkpoint_exists = obj.is_some();
+            obj.and_then(|o| decode_checkpoint(&o.body))
+                .map(|(_, data)| data)
+        }
         Err(e) => {
             tracing::warn!(message_id = %id, "cannot read the checkpoint ({e}); retrying later");
             return TaskOutcome::Outcome(Outcome::Failed);
@@ -659,6 +676,7 @@ async fn process_message<S: ObjectStore, H: Handler>(
         tokio::select! {
             r = &mut attempt => break r,
             Some((data, done)) = cp_rx.recv() => {
+                checkpoint_exists = true;
                 let r = save_fenced(store.as_ref(), &cp_key, fence, &data).await;
                 let _ = done.send(r);
             }
@@ -674,7 +692,9 @@ async fn process_message<S: ObjectStore, H: Handler>(
             {
                 Ok(_) => {
                     // Progress is moot once the effect is committed.
-                    let _ = store.delete(&cp_key).await;
+                    if checkpoint_exists {
+                        let _ = store.delete(&cp_key).await;
+                    }
                     TaskOutcome::Outcome(Outcome::Done)
                 }
                 Err(StoreError::ConditionFailed { .. }) => {
