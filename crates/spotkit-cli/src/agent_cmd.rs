@@ -13,7 +13,7 @@ use spotkit_cloud::{Clock, SystemClock};
 use spotkit_core::agent::AgentSettings;
 
 use crate::Failure;
-use crate::config::{self, ConfigError, LoadedFile, Origin, Sourced};
+use crate::config::{self, ConfigError, LoadedFile, Origin, Setting, Sourced};
 
 /// Flags of `spotkit agent`. Each also reads `SPOTKIT_<NAME>` and the `[agent]` table of the
 /// config file; flags win over the environment, which wins over the file.
@@ -87,42 +87,11 @@ pub struct AgentArgs {
     command: Vec<String>,
 }
 
-/// One setting's sources, highest precedence first.
-struct Setting<'a> {
-    matches: &'a ArgMatches,
-    id: &'static str,
-    flag: &'static str,
-    env: &'static str,
-}
-
-impl Setting<'_> {
-    fn pick(
-        &self,
-        cli: Option<&String>,
-        file: Option<&String>,
-        loaded: &LoadedFile,
-    ) -> Option<Sourced> {
-        if let Some(v) = cli {
-            let origin = match self.matches.value_source(self.id) {
-                Some(ValueSource::EnvVariable) => Origin::Env(self.env),
-                _ => Origin::Flag(self.flag),
-            };
-            return Some(Sourced {
-                value: v.clone(),
-                origin,
-            });
-        }
-        file.map(|v| Sourced {
-            value: v.clone(),
-            origin: loaded.origin(&format!("agent.{}", self.id)),
-        })
-    }
-}
-
 macro_rules! setting {
     ($m:expr, $id:literal, $flag:literal, $env:literal) => {
         Setting {
             matches: $m,
+            table: "agent",
             id: $id,
             flag: $flag,
             env: $env,

@@ -255,7 +255,7 @@ pub async fn bench_drain(args: &DrainBench) -> anyhow::Result<u8> {
         });
         // Wait until every handler runs and the prefetch buffer is full.
         let start = Instant::now();
-        while queue.peek(32).await?.len() > 0 {
+        while !queue.peek(32).await?.is_empty() {
             if start.elapsed() > Duration::from_secs(20) {
                 bail!("worker never took all messages");
             }

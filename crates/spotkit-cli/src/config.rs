@@ -71,6 +71,16 @@ pub enum ConfigError {
         /// The parser's message (names the key and line).
         message: String,
     },
+    /// A required setting was not given anywhere.
+    #[error("{flag} is required; pass {flag}, set {env}, or set {key} in the config file")]
+    Missing {
+        /// The flag.
+        flag: &'static str,
+        /// The environment variable.
+        env: &'static str,
+        /// The file key.
+        key: &'static str,
+    },
     /// Two settings contradict each other.
     #[error("{first} and {second} cannot both be set; {fix}")]
     Conflict {
@@ -111,12 +121,81 @@ pub struct AgentFile {
     pub policy: Option<BTreeMap<String, String>>,
 }
 
+/// The `[worker]` table of the config file (docs/worker.md lists the keys).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerFile {
+    pub queue: Option<String>,
+    pub store: Option<String>,
+    pub poison_queue: Option<String>,
+    pub concurrency: Option<u32>,
+    pub prefetch: Option<u32>,
+    pub lease: Option<String>,
+    pub max_dequeue: Option<u32>,
+    pub shutdown_budget: Option<String>,
+    pub checkpoint_grace: Option<String>,
+    pub ready_check: Option<String>,
+    pub scratch: Option<String>,
+    pub log_format: Option<String>,
+}
+
 /// The whole config file.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigFile {
     #[serde(default)]
     pub agent: AgentFile,
+    #[serde(default)]
+    pub worker: WorkerFile,
+}
+
+/// One setting's sources, highest precedence first: flag, environment (both via clap), file.
+pub struct Setting<'a> {
+    pub matches: &'a clap::ArgMatches,
+    /// The config file table (`agent`, `worker`).
+    pub table: &'static str,
+    /// The clap argument id, which is also the file key.
+    pub id: &'static str,
+    pub flag: &'static str,
+    pub env: &'static str,
+}
+
+impl Setting<'_> {
+    /// The highest-precedence value given, with where it came from.
+    pub fn pick(
+        &self,
+        cli: Option<&String>,
+        file: Option<&String>,
+        loaded: &LoadedFile,
+    ) -> Option<Sourced> {
+        if let Some(v) = cli {
+            let origin = match self.matches.value_source(self.id) {
+                Some(clap::parser::ValueSource::EnvVariable) => Origin::Env(self.env),
+                _ => Origin::Flag(self.flag),
+            };
+            return Some(Sourced {
+                value: v.clone(),
+                origin,
+            });
+        }
+        file.map(|v| Sourced {
+            value: v.clone(),
+            origin: loaded.origin(&format!("{}.{}", self.table, self.id)),
+        })
+    }
+}
+
+/// Parses a whole number within `[min, max]`.
+pub fn number(s: &Sourced, min: u32, max: u32, why: &str) -> Result<u32, ConfigError> {
+    match s.value.trim().parse::<u32>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(ConfigError::Invalid {
+            origin: s.origin.clone(),
+            value: s.value.clone(),
+            problem: format!("must be a whole number from {min} to {max} ({why})"),
+            fix: "choose a value in that range".to_string(),
+        }),
+    }
 }
 
 /// A loaded config file and its path (for error messages).

@@ -85,10 +85,11 @@ fn main() -> ExitCode {
             sub.as_ref().unwrap_or(&matches),
             log_format.as_deref(),
         ),
-        Command::Worker(args) => {
-            logging::init(log_format.as_deref());
-            worker_cmd::main(*args)
-        }
+        Command::Worker(args) => worker_cmd::main(
+            *args,
+            sub.as_ref().unwrap_or(&matches),
+            log_format.as_deref(),
+        ),
         Command::Queue(cmd) => {
             logging::init(log_format.as_deref());
             queue_cmd::main(cmd)

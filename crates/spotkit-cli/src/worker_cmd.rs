@@ -12,41 +12,43 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use crate::Failure;
 use crate::backends::{open_queue, open_store, poison_url};
+use crate::config::{self, ConfigError, LoadedFile, Setting, Sourced};
 
-fn duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s).map_err(|e| format!("{e}; write it like 30s, 500ms or 2m"))
-}
-
-/// Processes a queue with a handler command (contract: docs/worker.md).
+/// Processes a queue with a handler command (contract: docs/worker.md). Each option also reads
+/// `SPOTKIT_<NAME>` and the `[worker]` table of the config file; flags win over the environment,
+/// which wins over the file.
 #[derive(Debug, clap::Args)]
 pub struct WorkerArgs {
+    /// TOML config file (table [worker]); see docs/worker.md.
+    #[arg(long, env = "SPOTKIT_CONFIG")]
+    config: Option<PathBuf>,
     /// The work queue: sqlite:PATH?name=NAME, or an Azure Queue Storage URL.
     #[arg(long, env = "SPOTKIT_QUEUE")]
-    queue: String,
+    queue: Option<String>,
     /// Checkpoints and the idempotency ledger: sqlite:PATH?name=NAME, or an Azure Blob container URL.
     #[arg(long, env = "SPOTKIT_STORE")]
-    store: String,
+    store: Option<String>,
     /// Where poison messages go [default: the work queue's name + "-poison"].
     #[arg(long, env = "SPOTKIT_POISON_QUEUE")]
     poison_queue: Option<String>,
-    /// Handlers running at once.
-    #[arg(long, env = "SPOTKIT_CONCURRENCY", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=256))]
-    concurrency: u32,
-    /// Messages held beyond the running ones.
-    #[arg(long, env = "SPOTKIT_PREFETCH", default_value_t = 2, value_parser = clap::value_parser!(u32).range(0..=32))]
-    prefetch: u32,
-    /// Visibility timeout per receive and renewal.
-    #[arg(long, env = "SPOTKIT_LEASE", default_value = "60s", value_parser = duration)]
-    lease: Duration,
-    /// Receives above this count move the message to the poison queue.
-    #[arg(long, env = "SPOTKIT_MAX_DEQUEUE", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
-    max_dequeue: u32,
-    /// Time from SIGTERM to the hard deadline (keep it inside the agent's drain deadline).
-    #[arg(long, env = "SPOTKIT_SHUTDOWN_BUDGET", default_value = "20s", value_parser = duration)]
-    shutdown_budget: Duration,
-    /// Handlers get SIGTERM this long before the deadline, to checkpoint.
-    #[arg(long, env = "SPOTKIT_CHECKPOINT_GRACE", default_value = "5s", value_parser = duration)]
-    checkpoint_grace: Duration,
+    /// Handlers running at once, 1..256 [default: 4].
+    #[arg(long, env = "SPOTKIT_CONCURRENCY")]
+    concurrency: Option<String>,
+    /// Messages held beyond the running ones, 0..32 [default: 2].
+    #[arg(long, env = "SPOTKIT_PREFETCH")]
+    prefetch: Option<String>,
+    /// Visibility timeout per receive and renewal, 2s..7 days [default: 60s].
+    #[arg(long, env = "SPOTKIT_LEASE")]
+    lease: Option<String>,
+    /// Deliveries before a message is poison, 1..1000 [default: 5].
+    #[arg(long, env = "SPOTKIT_MAX_DEQUEUE")]
+    max_dequeue: Option<String>,
+    /// Time from SIGTERM to the hard deadline; keep it inside the agent's drain deadline [default: 20s].
+    #[arg(long, env = "SPOTKIT_SHUTDOWN_BUDGET")]
+    shutdown_budget: Option<String>,
+    /// Handlers get SIGTERM this long before the deadline, to checkpoint [default: 5s].
+    #[arg(long, env = "SPOTKIT_CHECKPOINT_GRACE")]
+    checkpoint_grace: Option<String>,
     /// Warmup gate: receive nothing until this shell command exits 0.
     #[arg(long, env = "SPOTKIT_READY_CHECK")]
     ready_check: Option<String>,
@@ -55,48 +57,218 @@ pub struct WorkerArgs {
     exit_when_empty: bool,
     /// Directory for per-message files [default: the system temp dir].
     #[arg(long, env = "SPOTKIT_SCRATCH")]
-    scratch: Option<PathBuf>,
+    scratch: Option<String>,
     /// The handler command; message body on stdin (see docs/worker.md).
     #[arg(last = true, required = true)]
     handler: Vec<String>,
 }
 
-pub fn main(args: WorkerArgs) -> Result<u8, Failure> {
-    if args.lease < Duration::from_secs(2) || args.lease > Duration::from_secs(7 * 24 * 3600) {
-        return Err(Failure::usage(anyhow::anyhow!(
-            "--lease {}: must be between 2s and 7 days (Azure's visibility timeout range; renewals need headroom)",
-            humantime::format_duration(args.lease)
-        )));
+macro_rules! setting {
+    ($m:expr, $id:literal, $flag:literal, $env:literal) => {
+        Setting {
+            matches: $m,
+            table: "worker",
+            id: $id,
+            flag: $flag,
+            env: $env,
+        }
+    };
+}
+
+struct Resolved {
+    queue: String,
+    store: String,
+    poison_queue: Option<String>,
+    settings: WorkerSettings,
+    shutdown_budget: Duration,
+    ready_check: Option<String>,
+    scratch: PathBuf,
+}
+
+fn required(
+    s: Option<Sourced>,
+    flag: &'static str,
+    env: &'static str,
+    key: &'static str,
+) -> Result<String, ConfigError> {
+    s.map(|s| s.value)
+        .ok_or(ConfigError::Missing { flag, env, key })
+}
+
+fn resolve(args: &WorkerArgs, m: &clap::ArgMatches) -> Result<Resolved, ConfigError> {
+    let loaded = match &args.config {
+        Some(path) => LoadedFile::load(path)?,
+        None => LoadedFile::default(),
+    };
+    let f = &loaded.config.worker;
+    let num = |n: Option<u32>| n.map(|n| n.to_string());
+    let pick = |s: Setting<'_>, cli: &Option<String>, file: Option<String>| {
+        s.pick(cli.as_ref(), file.as_ref(), &loaded)
+    };
+    let queue = required(
+        pick(
+            setting!(m, "queue", "--queue", "SPOTKIT_QUEUE"),
+            &args.queue,
+            f.queue.clone(),
+        ),
+        "--queue",
+        "SPOTKIT_QUEUE",
+        "worker.queue",
+    )?;
+    let store = required(
+        pick(
+            setting!(m, "store", "--store", "SPOTKIT_STORE"),
+            &args.store,
+            f.store.clone(),
+        ),
+        "--store",
+        "SPOTKIT_STORE",
+        "worker.store",
+    )?;
+    let poison_queue = pick(
+        setting!(m, "poison_queue", "--poison-queue", "SPOTKIT_POISON_QUEUE"),
+        &args.poison_queue,
+        f.poison_queue.clone(),
+    )
+    .map(|s| s.value);
+    let mut settings = WorkerSettings::default();
+    if let Some(v) = pick(
+        setting!(m, "concurrency", "--concurrency", "SPOTKIT_CONCURRENCY"),
+        &args.concurrency,
+        num(f.concurrency),
+    ) {
+        settings.concurrency = config::number(&v, 1, 256, "handlers running at once")?;
     }
-    if args.checkpoint_grace >= args.shutdown_budget {
-        return Err(Failure::usage(anyhow::anyhow!(
-            "--checkpoint-grace {} must be shorter than --shutdown-budget {}",
-            humantime::format_duration(args.checkpoint_grace),
-            humantime::format_duration(args.shutdown_budget)
-        )));
+    if let Some(v) = pick(
+        setting!(m, "prefetch", "--prefetch", "SPOTKIT_PREFETCH"),
+        &args.prefetch,
+        num(f.prefetch),
+    ) {
+        settings.prefetch = config::number(
+            &v,
+            0,
+            32,
+            "held messages are invisible to other workers; keep it small",
+        )?;
     }
+    if let Some(v) = pick(
+        setting!(m, "max_dequeue", "--max-dequeue", "SPOTKIT_MAX_DEQUEUE"),
+        &args.max_dequeue,
+        num(f.max_dequeue),
+    ) {
+        settings.max_dequeue = config::number(&v, 1, 1000, "deliveries before poison")?;
+    }
+    let s = Duration::from_secs;
+    if let Some(v) = pick(
+        setting!(m, "lease", "--lease", "SPOTKIT_LEASE"),
+        &args.lease,
+        f.lease.clone(),
+    ) {
+        settings.lease = config::duration(
+            &v,
+            s(2),
+            s(7 * 24 * 3600),
+            "Azure's visibility timeout range, with headroom for renewals",
+        )?;
+    }
+    settings.renew_margin = settings.lease / 3;
+    let mut shutdown_budget = s(20);
+    if let Some(v) = pick(
+        setting!(
+            m,
+            "shutdown_budget",
+            "--shutdown-budget",
+            "SPOTKIT_SHUTDOWN_BUDGET"
+        ),
+        &args.shutdown_budget,
+        f.shutdown_budget.clone(),
+    ) {
+        shutdown_budget = config::duration(
+            &v,
+            Duration::from_millis(100),
+            s(3600),
+            "SIGTERM to hard deadline",
+        )?;
+    }
+    if let Some(v) = pick(
+        setting!(
+            m,
+            "checkpoint_grace",
+            "--checkpoint-grace",
+            "SPOTKIT_CHECKPOINT_GRACE"
+        ),
+        &args.checkpoint_grace,
+        f.checkpoint_grace.clone(),
+    ) {
+        let grace = config::duration(
+            &v,
+            Duration::ZERO,
+            s(3600),
+            "time handlers get to checkpoint",
+        )?;
+        if grace >= shutdown_budget {
+            return Err(ConfigError::Invalid {
+                origin: v.origin,
+                value: v.value,
+                problem: format!(
+                    "not shorter than the shutdown budget of {}",
+                    humantime::format_duration(shutdown_budget)
+                ),
+                fix: "make the grace shorter than --shutdown-budget".into(),
+            });
+        }
+        settings.checkpoint_grace = grace;
+    } else if settings.checkpoint_grace >= shutdown_budget {
+        settings.checkpoint_grace = shutdown_budget / 4;
+    }
+    let ready_check = pick(
+        setting!(m, "ready_check", "--ready-check", "SPOTKIT_READY_CHECK"),
+        &args.ready_check,
+        f.ready_check.clone(),
+    )
+    .map(|s| s.value);
+    let scratch = pick(
+        setting!(m, "scratch", "--scratch", "SPOTKIT_SCRATCH"),
+        &args.scratch,
+        f.scratch.clone(),
+    )
+    .map_or_else(std::env::temp_dir, |s| PathBuf::from(s.value));
+    Ok(Resolved {
+        queue,
+        store,
+        poison_queue,
+        settings,
+        shutdown_budget,
+        ready_check,
+        scratch,
+    })
+}
+
+pub fn main(
+    args: WorkerArgs,
+    matches: &clap::ArgMatches,
+    log_format: Option<&str>,
+) -> Result<u8, Failure> {
+    let resolved = resolve(&args, matches).map_err(Failure::usage)?;
+    let file_log_format = args
+        .config
+        .as_ref()
+        .and_then(|p| LoadedFile::load(p).ok())
+        .and_then(|l| l.config.worker.log_format);
+    crate::logging::init(log_format.or(file_log_format.as_deref()));
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let queue = open_queue(&args.queue, clock.clone()).map_err(Failure::usage)?;
-    let poison_url = match &args.poison_queue {
+    let queue = open_queue(&resolved.queue, clock.clone()).map_err(Failure::usage)?;
+    let poison_url = match &resolved.poison_queue {
         Some(u) => u.clone(),
-        None => poison_url(&args.queue).map_err(Failure::usage)?,
+        None => poison_url(&resolved.queue).map_err(Failure::usage)?,
     };
     let poison = open_queue(&poison_url, clock.clone()).map_err(Failure::usage)?;
-    let store = open_store(&args.store, clock.clone()).map_err(Failure::usage)?;
-    let scratch = args.scratch.clone().unwrap_or_else(std::env::temp_dir);
-    let settings = WorkerSettings {
-        concurrency: args.concurrency,
-        prefetch: args.prefetch,
-        lease: args.lease,
-        renew_margin: args.lease / 3,
-        max_dequeue: args.max_dequeue,
-        checkpoint_grace: args.checkpoint_grace,
-        ..WorkerSettings::default()
-    };
+    let store = open_store(&resolved.store, clock.clone()).map_err(Failure::usage)?;
+    let scratch = resolved.scratch.clone();
     let options = WorkerOptions {
-        settings,
-        shutdown_budget: args.shutdown_budget,
-        ready_check: args.ready_check.clone(),
+        settings: resolved.settings.clone(),
+        shutdown_budget: resolved.shutdown_budget,
+        ready_check: resolved.ready_check.clone(),
         handle_signals: false,
         exit_when_empty: args.exit_when_empty,
         seed: u64::from(std::process::id()),

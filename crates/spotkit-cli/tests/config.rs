@@ -144,3 +144,64 @@ fn a_missing_workload_command_is_a_clear_error() {
         stderr(&out)
     );
 }
+
+#[test]
+fn worker_reads_its_table_and_names_bad_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("w.db");
+    let path = dir.path().join("spotkit.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[worker]\nqueue = \"sqlite:{db}?name=jobs\"\nstore = \"sqlite:{db}?name=fx\"\nconcurrency = 0\n",
+            db = db.display()
+        ),
+    )
+    .unwrap();
+    let worker = |extra: &[&str], env: &[(&str, &str)]| {
+        let mut c = spotkit();
+        c.args([
+            "worker",
+            "--config",
+            path.to_str().unwrap(),
+            "--exit-when-empty",
+        ])
+        .args(extra)
+        .args(["--", "true"]);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c.output().unwrap()
+    };
+    let out = worker(&[], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("key worker.concurrency in"), "{err}");
+    assert!(err.contains("from 1 to 256"), "{err}");
+    // The environment overrides the file; the queue and store come from the file.
+    let out = worker(&[], &[("SPOTKIT_CONCURRENCY", "2")]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("completed 0"));
+    let out = worker(&["--concurrency", "3", "--checkpoint-grace", "30s"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("flag --checkpoint-grace"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn worker_without_a_queue_says_how_to_give_one() {
+    let out = spotkit()
+        .args(["worker", "--", "true"])
+        .env_remove("SPOTKIT_QUEUE")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("--queue is required") && err.contains("SPOTKIT_QUEUE"),
+        "{err}"
+    );
+}
