@@ -102,6 +102,8 @@ macro_rules! setting {
 /// Fully resolved agent configuration.
 pub struct Resolved {
     pub options: AgentOptions,
+    /// `log_format` from the file (the global flag/env wins over it).
+    pub log_format: Option<String>,
     pub imds_url: String,
     pub vm_name: Option<String>,
 }
@@ -364,6 +366,7 @@ pub fn resolve(args: &AgentArgs, m: &ArgMatches) -> Result<Resolved, ConfigError
     options.first_poll_timeout = first_poll_timeout;
     options.seed = u64::from(std::process::id());
     Ok(Resolved {
+        log_format: f.log_format.clone(),
         options,
         imds_url,
         vm_name,
@@ -376,12 +379,7 @@ pub fn main(
     log_format: Option<&str>,
 ) -> Result<u8, Failure> {
     let resolved = resolve(&args, matches).map_err(Failure::usage)?;
-    let file_log_format = args
-        .config
-        .as_ref()
-        .and_then(|p| LoadedFile::load(p).ok())
-        .and_then(|l| l.config.agent.log_format);
-    crate::logging::init(log_format.or(file_log_format.as_deref()));
+    crate::logging::init(log_format.or(resolved.log_format.as_deref()));
     if let Some(addr) = resolved.options.listen
         && !addr.ip().is_loopback()
     {

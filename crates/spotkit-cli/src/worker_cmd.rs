@@ -76,6 +76,8 @@ macro_rules! setting {
 }
 
 struct Resolved {
+    /// `log_format` from the file (the global flag/env wins over it).
+    log_format: Option<String>,
     queue: String,
     store: String,
     poison_queue: Option<String>,
@@ -234,6 +236,7 @@ fn resolve(args: &WorkerArgs, m: &clap::ArgMatches) -> Result<Resolved, ConfigEr
     )
     .map_or_else(std::env::temp_dir, |s| PathBuf::from(s.value));
     Ok(Resolved {
+        log_format: f.log_format.clone(),
         queue,
         store,
         poison_queue,
@@ -250,12 +253,7 @@ pub fn main(
     log_format: Option<&str>,
 ) -> Result<u8, Failure> {
     let resolved = resolve(&args, matches).map_err(Failure::usage)?;
-    let file_log_format = args
-        .config
-        .as_ref()
-        .and_then(|p| LoadedFile::load(p).ok())
-        .and_then(|l| l.config.worker.log_format);
-    crate::logging::init(log_format.or(file_log_format.as_deref()));
+    crate::logging::init(log_format.or(resolved.log_format.as_deref()));
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let queue = open_queue(&resolved.queue, clock.clone()).map_err(Failure::usage)?;
     let poison_url = match &resolved.poison_queue {

@@ -64,6 +64,27 @@ fn options(concurrency: u32, prefetch: u32) -> WorkerOptions {
     }
 }
 
+fn spawn_worker<H: Handler>(
+    env: &Env,
+    options: WorkerOptions,
+    handler: Arc<H>,
+    stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<Result<WorkerReport, spotkit_worker::WorkerError>> {
+    let (queue, poison, store) = (env.queue.clone(), env.poison.clone(), env.store.clone());
+    tokio::spawn(async move {
+        run(
+            options,
+            queue,
+            poison,
+            store,
+            handler,
+            Arc::new(SystemClock),
+            stop,
+        )
+        .await
+    })
+}
+
 async fn run_worker<H: Handler>(
     env: &Env,
     options: WorkerOptions,
@@ -191,21 +212,7 @@ async fn repeatedly_failing_and_malformed_messages_end_on_the_poison_queue_with_
     let mut opts = options(2, 1);
     // Keep going through the retry delays instead of exiting on the first empty receive.
     opts.exit_when_empty = false;
-    let worker = tokio::spawn({
-        let (queue, poison, store) = (env.queue.clone(), env.poison.clone(), env.store.clone());
-        async move {
-            run(
-                opts,
-                queue,
-                poison,
-                store,
-                Arc::new(Picky),
-                Arc::new(SystemClock),
-                stop,
-            )
-            .await
-        }
-    });
+    let worker = spawn_worker(&env, opts, Arc::new(Picky), stop);
     for _ in 0..100 {
         if env.poison.approximate_len().await.unwrap() == 2
             && env.queue.approximate_len().await.unwrap() == 0
@@ -279,27 +286,7 @@ async fn shutdown_releases_unstarted_work_at_once_and_the_next_worker_resumes_fr
     }
     let first = Arc::new(Stepper::default());
     let (tx, stop) = watch::channel(false);
-    let worker = tokio::spawn({
-        let (queue, poison, store, handler) = (
-            env.queue.clone(),
-            env.poison.clone(),
-            env.store.clone(),
-            first.clone(),
-        );
-        let opts = options(1, 2);
-        async move {
-            run(
-                opts,
-                queue,
-                poison,
-                store,
-                handler,
-                Arc::new(SystemClock),
-                stop,
-            )
-            .await
-        }
-    });
+    let worker = spawn_worker(&env, options(1, 2), first.clone(), stop);
     tokio::time::sleep(Duration::from_millis(300)).await;
     tx.send(true).unwrap();
     // Unstarted messages are visible to others right away, long before the lease would lapse.
@@ -354,22 +341,7 @@ async fn leases_are_renewed_while_a_handler_outlives_its_lease() {
     let env = env().await;
     env.queue.send(b"long", Duration::ZERO).await.unwrap();
     let (_tx, stop) = watch::channel(false);
-    let worker = tokio::spawn({
-        let (queue, poison, store) = (env.queue.clone(), env.poison.clone(), env.store.clone());
-        let opts = options(1, 0);
-        async move {
-            run(
-                opts,
-                queue,
-                poison,
-                store,
-                Arc::new(Slow),
-                Arc::new(SystemClock),
-                stop,
-            )
-            .await
-        }
-    });
+    let worker = spawn_worker(&env, options(1, 0), Arc::new(Slow), stop);
     for _ in 0..8 {
         tokio::time::sleep(Duration::from_millis(500)).await;
         assert!(
@@ -402,21 +374,7 @@ async fn a_panicking_handler_is_a_failed_attempt_not_a_stuck_worker() {
     let (tx, stop) = watch::channel(false);
     let mut opts = options(1, 0);
     opts.exit_when_empty = false;
-    let worker = tokio::spawn({
-        let (queue, poison, store) = (env.queue.clone(), env.poison.clone(), env.store.clone());
-        async move {
-            run(
-                opts,
-                queue,
-                poison,
-                store,
-                Arc::new(Panicky),
-                Arc::new(SystemClock),
-                stop,
-            )
-            .await
-        }
-    });
+    let worker = spawn_worker(&env, opts, Arc::new(Panicky), stop);
     for _ in 0..100 {
         if env.poison.approximate_len().await.unwrap() == 1 {
             break;
