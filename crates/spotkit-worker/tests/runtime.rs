@@ -385,3 +385,29 @@ async fn a_panicking_handler_is_a_failed_attempt_not_a_stuck_worker() {
     let report = worker.await.unwrap().unwrap();
     assert_eq!(report.poisoned, 1, "retried, then poisoned: {report:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_is_received_until_the_warmup_check_passes() {
+    let env = env().await;
+    env.queue.send(b"early", Duration::ZERO).await.unwrap();
+    let gate = env._dir.path().join("warm");
+    let mut opts = options(1, 0);
+    opts.ready_check = Some(format!("test -e {}", gate.display()));
+    let handler = Arc::new(Echo::default());
+    let (_tx, stop) = watch::channel(false);
+    let worker = spawn_worker(&env, opts, handler.clone(), stop);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        handler.calls.load(Ordering::SeqCst),
+        0,
+        "no work before warmup"
+    );
+    assert_eq!(
+        env.queue.peek(32).await.unwrap().len(),
+        1,
+        "not even received (leased)"
+    );
+    std::fs::write(&gate, "").unwrap();
+    let report = worker.await.unwrap().unwrap();
+    assert_eq!(report.completed, 1);
+}
