@@ -1,5 +1,6 @@
 //! The agent supervising the worker: a Preempt drains the worker inside the notice, in-flight
 //! handlers checkpoint, nothing is lost, and the next worker resumes from the checkpoints.
+#![allow(clippy::disallowed_methods)] // the test bounds real elapsed time
 
 mod common;
 
