@@ -181,6 +181,26 @@ impl Db {
     }
 }
 
+/// Runs `sql` through the connection's prepared-statement cache: the hot statements are parsed
+/// once, not once per message.
+pub(crate) fn exec(
+    c: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> rusqlite::Result<usize> {
+    c.prepare_cached(sql)?.execute(params)
+}
+
+/// `query_row` through the prepared-statement cache.
+pub(crate) fn row<T>(
+    c: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    f: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    c.prepare_cached(sql)?.query_row(params, f)
+}
+
 /// A fresh random token (message ids, pop receipts, ETags).
 pub(crate) fn token() -> String {
     format!("{:032x}", rand::random::<u128>())

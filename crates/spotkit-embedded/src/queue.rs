@@ -7,7 +7,7 @@ use rusqlite::{OptionalExtension, TransactionBehavior, params};
 use spotkit_cloud::{Clock, Delivery, Lease, MessageId, PeekedMessage, Queue, QueueError};
 use spotkit_core::Timestamp;
 
-use crate::db::{Db, EmbeddedUrl, OpenError, token};
+use crate::db::{Db, EmbeddedUrl, OpenError, exec, row, token};
 
 /// Largest body accepted: the same 48 KiB of raw bytes that fit Azure's 64 KiB base64 limit, so a
 /// message that works embedded also works on Azure.
@@ -76,8 +76,8 @@ impl SqliteQueue {
         let name = self.name.clone();
         self.db
             .run(transient, move |c| {
-                let exists: Option<i64> = c
-                    .query_row("SELECT 1 FROM queues WHERE name = ?1", [&name], |r| {
+                let exists: Option<i64> =
+                    row(c, "SELECT 1 FROM queues WHERE name = ?1", [&name], |r| {
                         r.get(0)
                     })
                     .optional()
@@ -96,9 +96,13 @@ impl Queue for SqliteQueue {
         let name = self.name.clone();
         self.db
             .run(transient, move |c| {
-                c.execute("INSERT OR IGNORE INTO queues (name) VALUES (?1)", [&name])
-                    .map(|_| ())
-                    .map_err(transient)
+                exec(
+                    c,
+                    "INSERT OR IGNORE INTO queues (name) VALUES (?1)",
+                    [&name],
+                )
+                .map(|_| ())
+                .map_err(transient)
             })
             .await
     }
@@ -118,7 +122,8 @@ impl Queue for SqliteQueue {
         let visible = now.saturating_add(ms(delay));
         self.db
             .run(transient, move |c| {
-                c.execute(
+                exec(
+                    c,
                     "INSERT INTO messages (queue, id, body, inserted_ms, visible_ms, seq)
                      VALUES (?1, ?2, ?3, ?4, ?5,
                              (SELECT COALESCE(MAX(seq), 0) + 1 FROM messages WHERE queue = ?1))",
@@ -148,7 +153,7 @@ impl Queue for SqliteQueue {
                 let mut out = Vec::new();
                 {
                     let mut select = tx
-                        .prepare(
+                        .prepare_cached(
                             "SELECT id, body, inserted_ms, dequeue_count FROM messages
                              WHERE queue = ?1 AND visible_ms <= ?2 ORDER BY visible_ms, seq LIMIT ?3",
                         )
@@ -166,7 +171,7 @@ impl Queue for SqliteQueue {
                     for row in rows {
                         let (id, body, inserted_ms, count) = row.map_err(transient)?;
                         let receipt = token();
-                        tx.execute(
+                        exec(&tx,
                             "UPDATE messages SET visible_ms = ?1, dequeue_count = dequeue_count + 1,
                              pop_receipt = ?2 WHERE queue = ?3 AND id = ?4",
                             params![visible_at, receipt, name, id],
@@ -201,19 +206,19 @@ impl Queue for SqliteQueue {
         self.db
             .run(transient, move |c| {
                 let receipt = token();
-                let changed = c
-                    .execute(
-                        "UPDATE messages SET visible_ms = ?1, pop_receipt = ?2
+                let changed = exec(
+                    c,
+                    "UPDATE messages SET visible_ms = ?1, pop_receipt = ?2
                          WHERE queue = ?3 AND id = ?4 AND pop_receipt = ?5",
-                        params![
-                            visible_at,
-                            receipt,
-                            name,
-                            lease.message_id.0,
-                            lease.pop_receipt
-                        ],
-                    )
-                    .map_err(transient)?;
+                    params![
+                        visible_at,
+                        receipt,
+                        name,
+                        lease.message_id.0,
+                        lease.pop_receipt
+                    ],
+                )
+                .map_err(transient)?;
                 if changed == 0 {
                     return Err(QueueError::LeaseLost {
                         message_id: lease.message_id,
@@ -232,12 +237,12 @@ impl Queue for SqliteQueue {
         let (name, lease) = (self.name.clone(), lease.clone());
         self.db
             .run(transient, move |c| {
-                let changed = c
-                    .execute(
-                        "DELETE FROM messages WHERE queue = ?1 AND id = ?2 AND pop_receipt = ?3",
-                        params![name, lease.message_id.0, lease.pop_receipt],
-                    )
-                    .map_err(transient)?;
+                let changed = exec(
+                    c,
+                    "DELETE FROM messages WHERE queue = ?1 AND id = ?2 AND pop_receipt = ?3",
+                    params![name, lease.message_id.0, lease.pop_receipt],
+                )
+                .map_err(transient)?;
                 if changed == 0 {
                     return Err(QueueError::LeaseLost {
                         message_id: lease.message_id,
@@ -255,7 +260,7 @@ impl Queue for SqliteQueue {
         self.db
             .run(transient, move |c| {
                 let mut select = c
-                    .prepare(
+                    .prepare_cached(
                         "SELECT id, body, inserted_ms, dequeue_count FROM messages
                          WHERE queue = ?1 AND visible_ms <= ?2 ORDER BY visible_ms, seq LIMIT ?3",
                     )
@@ -280,7 +285,8 @@ impl Queue for SqliteQueue {
         let name = self.name.clone();
         self.db
             .run(transient, move |c| {
-                c.query_row(
+                row(
+                    c,
                     "SELECT COUNT(*) FROM messages WHERE queue = ?1",
                     [&name],
                     |r| r.get::<_, i64>(0),

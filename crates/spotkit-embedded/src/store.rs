@@ -3,7 +3,7 @@
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 use spotkit_cloud::{ETag, ObjectStore, StoreError, StoredObject, WriteCondition};
 
-use crate::db::{Db, EmbeddedUrl, OpenError, token};
+use crate::db::{Db, EmbeddedUrl, OpenError, exec, row, token};
 
 /// A container of objects in a SQLite file.
 #[derive(Clone)]
@@ -43,14 +43,14 @@ impl SqliteStore {
     }
 
     fn check_container(c: &rusqlite::Connection, container: &str) -> Result<(), StoreError> {
-        let exists: Option<i64> = c
-            .query_row(
-                "SELECT 1 FROM containers WHERE name = ?1",
-                [container],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(transient)?;
+        let exists: Option<i64> = row(
+            c,
+            "SELECT 1 FROM containers WHERE name = ?1",
+            [container],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(transient)?;
         exists.map(|_| ()).ok_or_else(|| StoreError::StoreNotFound {
             store: container.to_string(),
         })
@@ -62,7 +62,8 @@ impl ObjectStore for SqliteStore {
         let container = self.container.clone();
         self.db
             .run(transient, move |c| {
-                c.execute(
+                exec(
+                    c,
                     "INSERT OR IGNORE INTO containers (name) VALUES (?1)",
                     [&container],
                 )
@@ -77,7 +78,8 @@ impl ObjectStore for SqliteStore {
         self.db
             .run(transient, move |c| {
                 Self::check_container(c, &container)?;
-                c.query_row(
+                row(
+                    c,
                     "SELECT body, etag FROM objects WHERE container = ?1 AND key = ?2",
                     params![container, key],
                     |r| {
@@ -106,8 +108,7 @@ impl ObjectStore for SqliteStore {
                     .transaction_with_behavior(TransactionBehavior::Immediate)
                     .map_err(transient)?;
                 Self::check_container(&tx, &container)?;
-                let current: Option<String> = tx
-                    .query_row(
+                let current: Option<String> = row(&tx,
                         "SELECT etag FROM objects WHERE container = ?1 AND key = ?2",
                         params![container, key],
                         |r| r.get(0),
@@ -123,7 +124,7 @@ impl ObjectStore for SqliteStore {
                     return Err(StoreError::ConditionFailed { key });
                 }
                 let etag = format!("\"{}\"", token());
-                tx.execute(
+                exec(&tx,
                     "INSERT INTO objects (container, key, body, etag) VALUES (?1, ?2, ?3, ?4)
                      ON CONFLICT (container, key) DO UPDATE SET body = excluded.body, etag = excluded.etag",
                     params![container, key, body, etag],
@@ -140,7 +141,8 @@ impl ObjectStore for SqliteStore {
         self.db
             .run(transient, move |c| {
                 Self::check_container(c, &container)?;
-                c.execute(
+                exec(
+                    c,
                     "DELETE FROM objects WHERE container = ?1 AND key = ?2",
                     params![container, key],
                 )
@@ -156,7 +158,7 @@ impl ObjectStore for SqliteStore {
             .run(transient, move |c| {
                 Self::check_container(c, &container)?;
                 let mut select = c
-                    .prepare(
+                    .prepare_cached(
                         "SELECT key FROM objects WHERE container = ?1 AND substr(key, 1, length(?2)) = ?2
                          ORDER BY key",
                     )

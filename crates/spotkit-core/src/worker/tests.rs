@@ -396,3 +396,60 @@ fn next_wakeup_is_never_in_the_past_after_a_step() {
         }
     }
 }
+
+#[test]
+fn receives_are_batched_while_prefetched_work_is_waiting() {
+    let mut m = WorkerMachine::new(
+        WorkerSettings {
+            concurrency: 2,
+            prefetch: 4,
+            ..settings()
+        },
+        t(0),
+        1,
+    );
+    let _ = m.handle(WorkerInput::Ready, t(0));
+    let batch = (0..6)
+        .map(|i| held(&format!("m{i}"), 1, t(30_000)))
+        .collect();
+    let _ = m.handle(WorkerInput::Received(batch), t(1));
+    let _ = m.handle(
+        WorkerInput::Finished {
+            id: "m0".into(),
+            outcome: Outcome::Done,
+        },
+        t(2),
+    );
+    let a = m.handle(WorkerInput::Settled { id: "m0".into() }, t(3));
+    assert!(
+        !a.iter().any(|a| matches!(a, WorkerAction::Receive { .. })),
+        "one free slot, work waiting: no receive yet"
+    );
+    let _ = m.handle(
+        WorkerInput::Finished {
+            id: "m1".into(),
+            outcome: Outcome::Done,
+        },
+        t(4),
+    );
+    let a = m.handle(WorkerInput::Settled { id: "m1".into() }, t(5));
+    assert!(
+        !a.iter().any(|a| matches!(a, WorkerAction::Receive { .. })),
+        "two free of six: still waiting"
+    );
+    let _ = m.handle(
+        WorkerInput::Finished {
+            id: "m2".into(),
+            outcome: Outcome::Done,
+        },
+        t(6),
+    );
+    let a = m.handle(WorkerInput::Settled { id: "m2".into() }, t(7));
+    assert!(
+        a.contains(&WorkerAction::Receive {
+            max: 3,
+            visibility: Duration::from_secs(30)
+        }),
+        "half the capacity free: one receive for three, {a:?}"
+    );
+}
