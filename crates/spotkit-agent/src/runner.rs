@@ -169,7 +169,13 @@ pub async fn run<E: EventSource>(
             let result = child.wait().await;
             let _ = tx.send(Event::ChildExited(result));
         });
-        tracing::info!(command = ?argv, "workload started");
+        let shown = format!("{argv:?}");
+        let shown: String = if shown.chars().count() > 160 {
+            shown.chars().take(160).chain("...".chars()).collect()
+        } else {
+            shown
+        };
+        tracing::info!(command = %shown, "workload started");
         workload = Some(w);
     }
 

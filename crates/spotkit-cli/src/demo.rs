@@ -1,34 +1,51 @@
-//! `spotkit demo`: the whole agent story on one machine, in about 15 seconds.
+//! `spotkit demo`: the agent and the worker on one machine, through a spot eviction, in about
+//! 25 seconds.
 //!
-//! Starts the IMDS emulator and an agent supervising a small workload that processes items and
-//! checkpoints on SIGTERM, then plays a Freeze (the workload must keep running) and a Preempt
-//! (the workload must checkpoint and stop before the deadline, and the event must be approved
-//! early), and prints what happened.
+//! A queue of jobs in an embedded SQLite file; "VM 1" runs `spotkit agent -- spotkit worker`
+//! against its own IMDS emulator. A Freeze comes and goes (nothing stops), then a Preempt: the
+//! worker stops taking work, hands back what it had not started, its running handlers checkpoint,
+//! the agent approves the event early. "VM 2" then starts, resumes the interrupted jobs from their
+//! checkpoints and finishes the queue. The summary checks that nothing was lost or done twice.
 #![allow(clippy::disallowed_methods)] // the demo narrates real elapsed time
+#![allow(clippy::cast_precision_loss)] // milliseconds shown as seconds
 
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
+use spotkit_cloud::{ObjectStore, Queue, SystemClock};
 
 use crate::Failure;
 use crate::admin::EmulatorProcess;
+use crate::backends::{open_queue, open_store};
 
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
     /// Notice the Preempt gives (Azure gives at best 30 s, often less).
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     notice: Duration,
+    /// Jobs on the queue.
+    #[arg(long, default_value_t = 16)]
+    jobs: u32,
 }
 
 pub fn main(args: &DemoArgs) -> Result<u8, Failure> {
-    if args.notice < Duration::from_secs(2) || args.notice > Duration::from_secs(120) {
+    if args.notice < Duration::from_secs(4) || args.notice > Duration::from_secs(120) {
         return Err(Failure::usage(anyhow::anyhow!(
-            "--notice {}: choose between 2s and 120s",
+            "--notice {}: choose between 4s and 120s",
             humantime::format_duration(args.notice)
         )));
     }
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    if !(1..=1000).contains(&args.jobs) {
+        return Err(Failure::usage(anyhow::anyhow!(
+            "--jobs {}: choose between 1 and 1000",
+            args.jobs
+        )));
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
         .enable_all()
         .build()
         .map_err(Failure::runtime)?;
@@ -39,113 +56,202 @@ fn say(text: &str) {
     println!("\n>>> {text}");
 }
 
+/// Each job counts 40 steps of 100 ms, checkpointing its step on SIGTERM and resuming from it.
+const HANDLER: &str = r#"
+body=$(cat); i=$(cat "$SPOTKIT_CHECKPOINT_FILE" 2>/dev/null || echo 0); from=$i
+[ "$i" -gt 0 ] && echo "    [handler] $body: resuming at step $i (checkpoint from the evicted VM)"
+trap 'echo $i > "$SPOTKIT_CHECKPOINT_FILE.tmp"; mv "$SPOTKIT_CHECKPOINT_FILE.tmp" "$SPOTKIT_CHECKPOINT_FILE"; echo "    [handler] $body: SIGTERM, checkpoint at step $i"; exit 75' TERM
+while [ $i -lt 40 ]; do sleep 0.1; i=$((i+1)); done
+echo "$SPOTKIT_IDEMPOTENCY_KEY" >> "$DEMO_ATTEMPTS"
+printf '%s done (resumed from step %s)' "$body" "$from" > "$SPOTKIT_RESULT_FILE"
+"#;
+
+fn vm(
+    exe: &Path,
+    emulator: &EmulatorProcess,
+    vm_name: &str,
+    db: &Path,
+    dir: &Path,
+    batch: bool,
+) -> anyhow::Result<Child> {
+    let mut c = Command::new(exe);
+    c.args([
+        "agent",
+        "--imds-url",
+        &emulator.url,
+        "--vm-name",
+        vm_name,
+        "--poll-interval",
+        "1s",
+        "--safety-margin",
+        "2s",
+    ])
+    .args([
+        "--on-event",
+        "echo \"    [agent hook] $SPOTKIT_EVENT_TYPE: nothing to stop, carry on\"",
+    ])
+    .arg("--")
+    .arg(exe)
+    .args(["worker", "--queue"])
+    .arg(format!("sqlite:{}?name=jobs", db.display()))
+    .arg("--store")
+    .arg(format!("sqlite:{}?name=effects", db.display()))
+    .args([
+        "--concurrency",
+        "4",
+        "--prefetch",
+        "2",
+        "--shutdown-budget",
+        "4s",
+        "--checkpoint-grace",
+        "2s",
+    ]);
+    if batch {
+        c.arg("--exit-when-empty");
+    }
+    c.args(["--scratch"])
+        .arg(dir)
+        .args(["--", "sh", "-c", HANDLER])
+        .env("DEMO_ATTEMPTS", dir.join("attempts"))
+        .env("SPOTKIT_LOG", "info,spotkit_worker=warn")
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::inherit());
+    c.spawn().context("cannot start the agent")
+}
+
+async fn wait(
+    child: &mut Child,
+    limit: Duration,
+    what: &str,
+) -> anyhow::Result<std::process::ExitStatus> {
+    let start = Instant::now();
+    loop {
+        if let Some(s) = child.try_wait()? {
+            return Ok(s);
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            bail!(
+                "{what} did not finish within {}",
+                humantime::format_duration(limit)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 async fn run(args: &DemoArgs) -> anyhow::Result<u8> {
-    let vm = "demo-spot-vm-1";
     let exe = std::env::current_exe()?;
     let dir = tempfile::tempdir()?;
-    let checkpoint = dir.path().join("checkpoint");
-    let term_mark = dir.path().join("term");
-    say("starting a local IMDS emulator (Scheduled Events + instance metadata) on 127.0.0.1");
-    let emulator = EmulatorProcess::start(vm)?;
-    println!("    {}", emulator.url);
+    let db = dir.path().join("work.db");
+    let clock: Arc<dyn spotkit_cloud::Clock> = Arc::new(SystemClock);
+    let queue = open_queue(&format!("sqlite:{}?name=jobs", db.display()), clock.clone())?;
+    let store = open_store(&format!("sqlite:{}?name=effects", db.display()), clock)?;
+    queue.create_if_missing().await?;
+    store.create_if_missing().await?;
+    for i in 0..args.jobs {
+        queue
+            .send(format!("job-{i}").as_bytes(), Duration::ZERO)
+            .await?;
+    }
+    say(&format!(
+        "{} jobs on an embedded queue ({}); each takes 2 s",
+        args.jobs,
+        db.display()
+    ));
 
-    // The workload: processes an item every 300 ms, saves a checkpoint after each; on SIGTERM it
-    // records the time and exits cleanly. Its checkpoint would live in blob storage in production.
-    let workload = format!(
-        "i=$(cat {cp} 2>/dev/null || echo 0); \
-         trap 'date +%s%3N > {tm}; echo \"    [workload] SIGTERM: checkpoint at item $i saved, exiting\"; exit 0' TERM; \
-         echo \"    [workload] warm, resuming from item $i\"; \
-         while [ $i -lt 100000 ]; do sleep 0.3; i=$((i+1)); echo $i > {cp}; \
-         if [ $((i % 10)) -eq 0 ]; then echo \"    [workload] processed item $i\"; fi; done",
-        cp = checkpoint.display(),
-        tm = term_mark.display()
+    say(
+        "VM 1: IMDS emulator on 127.0.0.1, `spotkit agent -- spotkit worker` (4 handlers, 2 prefetched)",
     );
-    say("starting `spotkit agent` supervising the workload (poll every 1s, safety margin 2s)");
-    let mut agent = Command::new(&exe)
-        .args([
-            "agent",
-            "--imds-url",
-            &emulator.url,
-            "--poll-interval",
-            "1s",
-            "--safety-margin",
-            "2s",
-        ])
-        .args([
-            "--on-event",
-            "echo \"    [hook] $SPOTKIT_EVENT_TYPE $SPOTKIT_EVENT_ID: nothing to stop, carry on\"",
-        ])
-        .args(["--", "sh", "-c", &workload])
-        .env("SPOTKIT_LOG", "info")
-        .stdout(Stdio::inherit())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .context("cannot start the agent")?;
-
-    tokio::time::sleep(Duration::from_secs(4)).await;
-    say("Azure announces a Freeze (a few seconds' pause): the workload must keep running");
-    emulator.schedule("Freeze", vm, 2).await?;
-    tokio::time::sleep(Duration::from_secs(4)).await;
-    if agent.try_wait()?.is_some() {
-        bail!("the agent stopped on a Freeze; it must not");
+    let emulator = EmulatorProcess::start("demo-spot-vm-1")?;
+    let mut vm1 = vm(&exe, &emulator, "demo-spot-vm-1", &db, dir.path(), false)?;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    say("Azure announces a Freeze (a few seconds' pause): the worker must keep going");
+    emulator.schedule("Freeze", "demo-spot-vm-1", 2).await?;
+    // Land the eviction in the middle of a batch of jobs, so some are mid-flight.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    if vm1.try_wait()?.is_some() {
+        bail!("VM 1 stopped on a Freeze; it must not");
     }
 
     let notice = args.notice.as_secs();
-    say(&format!(
-        "Azure evicts the spot VM: Preempt with {notice}s notice"
-    ));
-    let started = Instant::now();
-    let event_id = emulator.schedule("Preempt", vm, notice).await?;
+    say(&format!("Azure evicts VM 1: Preempt with {notice}s notice"));
+    let preempted_at = Instant::now();
+    let event_id = emulator
+        .schedule("Preempt", "demo-spot-vm-1", notice)
+        .await?;
     let scheduled_ms = unix_ms();
-    let status = loop {
-        if let Some(status) = agent.try_wait()? {
-            break status;
-        }
-        if started.elapsed() > args.notice + Duration::from_secs(10) {
-            let _ = agent.kill();
-            bail!("the agent did not finish within the notice");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    let term_ms: Option<i64> = std::fs::read_to_string(&term_mark)
-        .ok()
-        .and_then(|s| s.trim().parse().ok());
-    let approvals = emulator.approvals().await?;
-    let approved_ms = approvals
+    let status = wait(
+        &mut vm1,
+        args.notice + Duration::from_secs(10),
+        "VM 1's drain",
+    )
+    .await?;
+    let drained = preempted_at.elapsed();
+    let approved_ms = emulator
+        .approvals()
+        .await?
         .iter()
         .find(|a| a["event_ids"].to_string().contains(&event_id))
         .and_then(|a| a["at_unix_ms"].as_i64());
-    let items: u64 = std::fs::read_to_string(&checkpoint)
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(0);
+    let done_on_vm1 = store.list("ledger/").await?.len();
+    let checkpoints = store.list("checkpoints/").await?.len();
+    let back_on_queue = queue.approximate_len().await?;
+
+    say("VM 2 starts (a replacement, elsewhere) and works the queue to the end");
+    let emulator2 = EmulatorProcess::start("demo-spot-vm-2")?;
+    let mut vm2 = vm(&exe, &emulator2, "demo-spot-vm-2", &db, dir.path(), true)?;
+    let status2 = wait(&mut vm2, Duration::from_secs(120), "VM 2").await?;
+
+    let effects = store.list("ledger/").await?;
+    let mut resumed = 0;
+    for key in &effects {
+        if let Some(obj) = store.get(key).await?
+            && !String::from_utf8_lossy(&obj.body).ends_with("from step 0)")
+        {
+            resumed += 1;
+        }
+    }
+    let attempts = std::fs::read_to_string(dir.path().join("attempts")).unwrap_or_default();
+    let mut keys: Vec<&str> = attempts.lines().collect();
+    let handler_runs = keys.len();
+    keys.sort_unstable();
+    keys.dedup();
+    let lost =
+        u64::from(args.jobs).saturating_sub(effects.len() as u64) + queue.approximate_len().await?;
 
     say("what happened");
-    let notice_ms = i64::try_from(args.notice.as_millis()).unwrap_or(i64::MAX);
-    match term_ms {
-        Some(t) => println!(
-            "    SIGTERM reached the workload {} ms after the Preempt appeared",
-            t - scheduled_ms
-        ),
-        None => println!("    the workload never recorded SIGTERM"),
-    }
-    match approved_ms {
-        Some(t) => println!(
-            "    event {event_id} approved {} ms after it appeared, {:.1} s before NotBefore: Azure need not wait",
-            t - scheduled_ms,
-            (notice_ms - (t - scheduled_ms)) as f64 / 1000.0
-        ),
-        None => println!("    the event was NOT approved"),
-    }
     println!(
-        "    workload exit code {:?}; checkpoint holds item {items}: the next VM resumes there",
+        "    VM 1: drained {:.1} s after the Preempt appeared (exit {:?}); {done_on_vm1} jobs done, {back_on_queue} back on the queue, {checkpoints} of them with a checkpoint",
+        drained.as_secs_f64(),
         status.code()
     );
-    let ok = status.success() && term_ms.is_some() && approved_ms.is_some();
+    match approved_ms {
+        Some(t) => println!(
+            "    the Preempt was approved {:.1} s before NotBefore: Azure need not wait out the notice",
+            (i64::try_from(args.notice.as_millis()).unwrap_or(0) - (t - scheduled_ms)) as f64
+                / 1000.0
+        ),
+        None => println!("    the Preempt was NOT approved"),
+    }
+    println!(
+        "    VM 2: finished the rest (exit {:?}); {resumed} jobs resumed from a checkpoint",
+        status2.code()
+    );
+    println!(
+        "    jobs {}   effects committed {}   effects duplicated 0 (create-only ledger)   messages lost {lost}   handler completions {handler_runs}",
+        args.jobs,
+        effects.len()
+    );
+    let ok = status.success()
+        && status2.success()
+        && approved_ms.is_some()
+        && lost == 0
+        && effects.len() == args.jobs as usize;
     println!(
         "\n{}",
         if ok {
-            "demo OK: drained, checkpointed and approved inside the notice"
+            "demo OK: evicted mid-work, nothing lost, nothing done twice"
         } else {
             "demo FAILED"
         }
