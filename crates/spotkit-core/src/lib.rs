@@ -10,6 +10,7 @@
 //! approve the event. [`worker::WorkerMachine`] is the queue worker's: how many messages to hold,
 //! when to receive, renew, retry, poison and release them, and how to shut down inside a budget.
 
+pub mod advisor;
 pub mod agent;
 pub mod backoff;
 pub mod events;
