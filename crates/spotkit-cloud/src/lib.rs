@@ -8,8 +8,10 @@
 //! - [`EventSource`]: Scheduled Events (poll a document, approve events).
 //! - [`Queue`]: messages with visibility-timeout leases (Azure Queue Storage semantics).
 //! - [`ObjectStore`]: objects with conditional writes (Azure Blob Storage semantics).
+//! - [`ComputeCloud`]: VMs to create, observe, start, deallocate and delete (ARM or the simulator).
 
 pub mod clock;
+pub mod compute;
 #[cfg(feature = "contract")]
 pub mod contract;
 pub mod events;
@@ -17,6 +19,7 @@ pub mod queue;
 pub mod store;
 
 pub use clock::{Clock, SystemClock};
+pub use compute::{CapacityErrorCode, ComputeCloud, ComputeError};
 pub use events::{EventSource, EventSourceError};
 pub use queue::{Delivery, Lease, MessageId, PeekedMessage, Queue, QueueError};
 pub use store::{ETag, ObjectStore, StoreError, StoredObject, WriteCondition};

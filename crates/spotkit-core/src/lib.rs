@@ -13,6 +13,7 @@
 pub mod advisor;
 pub mod agent;
 pub mod backoff;
+pub mod compute;
 pub mod events;
 pub mod time;
 pub mod worker;
