@@ -4,6 +4,7 @@
 //! instance metadata, fault injection) built as a pure model plus a thin HTTP facade, so a later
 //! spot-cloud simulator can run one per simulated VM.
 
+pub mod catalog;
 pub mod imds;
 
 pub use imds::{ImdsConfig, ImdsEmulator, ImdsModel};
