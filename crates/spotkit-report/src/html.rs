@@ -41,7 +41,7 @@ h2 { font-size: 18px; margin: 28px 0 8px; }
 .chart-svg .axis-line, .chart-svg .tick { stroke: #8c959f; stroke-width: 1; }
 .chart-svg .series { fill: none; stroke-width: 2; stroke-linejoin: round; }
 .chart-svg .band { stroke: #ffffff; stroke-width: 0.6; fill-opacity: 0.9; }
-.chart-svg .marker { stroke-width: 1.2; stroke-opacity: 0.55; }
+.chart-svg .marker { stroke-width: 1.5; stroke-opacity: 0.75; }
 .chart-svg .hover { fill-opacity: 0; }
 .chart-svg .hover:hover { fill-opacity: 0.9; }
 .chart-svg .no-data { font-size: 16px; }

@@ -427,31 +427,6 @@ pub(crate) fn render_chart(
         if with_hours { "h:mm" } else { "m:ss" }
     );
 
-    // Event markers sit behind the data so the data stays readable.
-    if !markers.is_empty() {
-        out.push_str("<g class=\"markers\">\n");
-        for event in &markers {
-            if event.at < x_axis.lo || event.at > x_axis.hi {
-                continue;
-            }
-            let x = sx.map(event.at);
-            let dash = match event.kind {
-                EventKind::Eviction { .. } => "",
-                _ => " stroke-dasharray=\"4 3\"",
-            };
-            let _ = writeln!(
-                out,
-                "<line class=\"marker\" x1=\"{x:.1}\" y1=\"{MARGIN_TOP:.1}\" x2=\"{x:.1}\" y2=\"{plot_bottom:.1}\" \
-                 stroke=\"{}\"{dash}><title>{} {}: {}</title></line>",
-                hex(event.kind.colour()),
-                format_time(event.at, with_hours),
-                event.kind.describe(),
-                escape(&event.label)
-            );
-        }
-        out.push_str("</g>\n");
-    }
-
     out.push_str("<g class=\"data\">\n");
     let hover = |out: &mut String, name: &str, points: &[(f64, f64)], colour: &str| {
         let stride = points.len().div_ceil(HOVER_POINTS_MAX).max(1);
@@ -591,6 +566,31 @@ pub(crate) fn render_chart(
         }
     }
     out.push_str("</g>\n");
+
+    // Event markers go over the data (thin, half transparent) so a stacked area cannot hide them.
+    if !markers.is_empty() {
+        out.push_str("<g class=\"markers\">\n");
+        for event in &markers {
+            if event.at < x_axis.lo || event.at > x_axis.hi {
+                continue;
+            }
+            let x = sx.map(event.at);
+            let dash = match event.kind {
+                EventKind::Eviction { .. } => "",
+                _ => " stroke-dasharray=\"4 3\"",
+            };
+            let _ = writeln!(
+                out,
+                "<line class=\"marker\" x1=\"{x:.1}\" y1=\"{MARGIN_TOP:.1}\" x2=\"{x:.1}\" y2=\"{plot_bottom:.1}\" \
+                 stroke=\"{}\"{dash}><title>{} {}: {}</title></line>",
+                hex(event.kind.colour()),
+                format_time(event.at, with_hours),
+                event.kind.describe(),
+                escape(&event.label)
+            );
+        }
+        out.push_str("</g>\n");
+    }
 
     if series.iter().all(Vec::is_empty) {
         let _ = writeln!(
