@@ -10,6 +10,34 @@
 //! [`write_report`] writes it as `spotkit-report.html` into a directory; [`read_report_data`] reads
 //! the data back out of a page.
 //!
+//! ```
+//! use std::time::Duration;
+//! use spotkit_report::{Chart, EventKind, EventMarker, Notice, RunReport, Series, SummaryItem, Verdict};
+//!
+//! let duration = Duration::from_secs(600);
+//! let mut report = RunReport::new("spotkit demo", "One eviction, one replacement.", "2026-12-02T04:00:00Z", duration);
+//! report.events = vec![
+//!     EventMarker::new(120.0, EventKind::Eviction { notice: Notice::classify(Some(30.0)) }, "vm-1 evicted"),
+//!     EventMarker::new(190.0, EventKind::Replacement, "vm-2 up in westeurope"),
+//! ];
+//! report.summary.push(SummaryItem::judged("messages lost", "0", Verdict::Ok));
+//! report.charts = vec![
+//!     Chart::capacity_by_pool(vec![
+//!         Series::new("eastus / D4s_v5 / spot", vec![(0.0, 2.0), (150.0, 1.0)]),
+//!         Series::new("westeurope / D4s_v5 / spot", vec![(0.0, 0.0), (190.0, 1.0)]),
+//!     ]),
+//!     Chart::evictions_per_minute(&report.events, duration),
+//!     Chart::queue_depth(vec![Series::new("waiting", vec![(0.0, 40.0), (300.0, 12.0)])]),
+//!     Chart::cumulative_cost(
+//!         Series::cumulative_from_hourly_rate("spot", &[(0.0, 0.08)], 600.0).points,
+//!         Series::cumulative_from_hourly_rate("on-demand", &[(0.0, 0.38)], 600.0).points,
+//!     ),
+//! ];
+//! let html = spotkit_report::render_html(&report);
+//! assert_eq!(spotkit_report::read_report_data(&html).unwrap(), report);
+//! // In the demo: let path = spotkit_report::write_report(&out_dir, &report)?;
+//! ```
+//!
 //! # Guarantees
 //!
 //! - **Self-contained.** Inline CSS and inline SVG drawn in Rust; no JavaScript; no URL is loaded

@@ -397,3 +397,20 @@ fn write_report_error_names_the_path_and_the_way_out() {
     assert!(matches!(err, ReportError::Write { .. }), "{err}");
     assert!(err.to_string().contains(REPORT_FILE_NAME), "{err}");
 }
+
+#[test]
+fn chart_ids_become_unique_html_anchors() {
+    let mut report = sample_report();
+    report.charts[1].id = "capacity".into();
+    report.charts[2].id = "Queue Depth!".into();
+    report.charts[3].id = String::new();
+    let html = render_html(&report);
+    for anchor in [
+        "chart-capacity",
+        "chart-capacity-2",
+        "chart-queue-depth-",
+        "chart-4",
+    ] {
+        assert_eq!(count(&html, &format!("id=\"{anchor}\"")), 1, "{anchor}");
+    }
+}
