@@ -201,9 +201,20 @@ pub(crate) fn format_number(v: f64, step: f64) -> String {
     if !v.is_finite() {
         return "?".into();
     }
+    if v == 0.0 {
+        return "0".into();
+    }
     let magnitude = v.abs().max(if step.is_finite() { step.abs() } else { 0.0 });
     if magnitude >= 1e15 {
-        return format!("{v:.2e}");
+        // `1.50e300` → `1.5e300`: short enough for the y-axis margin.
+        let text = format!("{v:.2e}");
+        let (mantissa, exponent) = text.split_once('e').unwrap_or((&text, "0"));
+        let mantissa = if mantissa.contains('.') {
+            mantissa.trim_end_matches('0').trim_end_matches('.')
+        } else {
+            mantissa
+        };
+        return format!("{mantissa}e{exponent}");
     }
     let (divisor, suffix) = match magnitude {
         m if m >= 1e12 => (1e12, "T"),
@@ -233,6 +244,49 @@ pub(crate) fn format_number(v: f64, step: f64) -> String {
         text = "0".into();
     }
     text + suffix
+}
+
+/// Above this many points a line is thinned to what its pixels can show.
+const THIN_ABOVE_POINTS: usize = 2000;
+
+/// Keep, per pixel column, the first, lowest, highest and last point (in their order), so a long
+/// series draws the same envelope with a bounded number of vertices. Short series pass as given.
+fn thin(points: &[(f64, f64)], sx: &Scale) -> Vec<(f64, f64)> {
+    if points.len() <= THIN_ABOVE_POINTS {
+        return points.to_vec();
+    }
+    let mut kept = Vec::new();
+    let mut start = 0;
+    while start < points.len() {
+        let column = sx.map(points[start].0).floor();
+        let mut end = start + 1;
+        while end < points.len() && sx.map(points[end].0).floor() == column {
+            end += 1;
+        }
+        let group = &points[start..end];
+        let by_value = |a: &(usize, &(f64, f64)), b: &(usize, &(f64, f64))| a.1.1.total_cmp(&b.1.1);
+        let lowest = group
+            .iter()
+            .enumerate()
+            .min_by(by_value)
+            .map_or(0, |(i, _)| i);
+        let highest = group
+            .iter()
+            .enumerate()
+            .max_by(by_value)
+            .map_or(0, |(i, _)| i);
+        let mut indices = [0, lowest, highest, group.len() - 1];
+        indices.sort_unstable();
+        let mut previous = None;
+        for index in indices {
+            if previous != Some(index) {
+                kept.push(group[index]);
+                previous = Some(index);
+            }
+        }
+        start = end;
+    }
+    kept
 }
 
 /// Values stacked per x of a common grid: `bottoms[s][i]`, `tops[s][i]` for series `s`.
@@ -451,6 +505,7 @@ pub(crate) fn render_chart(
         let last = points.last().map_or(f64::NAN, |p| p.1);
         match (&chart.kind, &stack) {
             (ChartKind::Line, _) => {
+                let points = &thin(points, &sx);
                 let coords: Vec<String> = points
                     .iter()
                     .map(|&(x, y)| format!("{:.1},{:.1}", sx.map(x), sy.map(y)))
@@ -475,6 +530,7 @@ pub(crate) fn render_chart(
                 let mut d = String::new();
                 let mut sorted = points.clone();
                 sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
+                let sorted = thin(&sorted, &sx);
                 for (i, &(x, y)) in sorted.iter().enumerate() {
                     let (px, py) = (sx.map(x), sy.map(y));
                     if i == 0 {
@@ -659,8 +715,43 @@ mod tests {
         assert_eq!(format_number(2.5e9, 5e8), "2.5G");
         assert_eq!(format_number(0.25, 0.25), "0.25");
         assert_eq!(format_number(3.0, 1.0), "3");
-        assert_eq!(format_number(1.5e300, f64::NAN), "1.50e300");
+        assert_eq!(format_number(1.5e300, f64::NAN), "1.5e300");
+        assert_eq!(format_number(1e301, 2e300), "1e301");
+        assert_eq!(format_number(0.0, 2e300), "0");
+        assert_eq!(format_number(0.0, 2e9), "0");
         assert_eq!(format_number(12.3400, f64::NAN), "12.34");
+    }
+
+    #[test]
+    fn long_series_are_thinned_to_their_envelope_per_pixel() {
+        let sx = Scale {
+            lo: 0.0,
+            hi: 100.0,
+            px_from: 0.0,
+            px_to: 100.0,
+        };
+        // 100 columns of 50 points each; column k peaks at k + 1000 and dips to -k.
+        let points: Vec<(f64, f64)> = (0..5000)
+            .map(|i| {
+                let x = f64::from(i) / 50.0;
+                let y = match i % 50 {
+                    10 => 1000.0 + x.floor(),
+                    20 => -x.floor(),
+                    _ => 1.0,
+                };
+                (x, y)
+            })
+            .collect();
+        let thinned = thin(&points, &sx);
+        assert_eq!(thinned.len(), 400, "first, low, high, last per column");
+        assert_eq!(thinned.first(), points.first());
+        assert_eq!(thinned.last(), points.last());
+        for k in 0..100 {
+            assert!(thinned.contains(&(f64::from(k) + 0.2, 1000.0 + f64::from(k))));
+            assert!(thinned.contains(&(f64::from(k) + 0.4, -f64::from(k))));
+        }
+        let short = &points[..THIN_ABOVE_POINTS];
+        assert_eq!(thin(short, &sx), short.to_vec());
     }
 
     #[test]
