@@ -5,6 +5,7 @@
 //! spot-cloud simulator can run one per simulated VM.
 
 pub mod catalog;
+pub mod cloud;
 pub mod imds;
 
 pub use imds::{ImdsConfig, ImdsEmulator, ImdsModel};
