@@ -9,12 +9,13 @@
 //! - [`http`]: the ARM compute facade, per-VM IMDS and the `/_sim/` admin API on one listener.
 
 mod error;
-// pub mod http;
+pub mod http;
 mod model;
 mod scenario;
 mod sim;
 mod throttle;
 mod trace;
+pub mod wire;
 
 pub use error::SimError;
 pub use model::{
