@@ -349,6 +349,8 @@ struct OfferingState {
     capacity_override: Option<(u32, Option<Timestamp>)>,
     reclaimed: Vec<(Timestamp, u32)>,
     prices: Vec<(Timestamp, f64)>,
+    /// The latest price change already in the log (scripted changes log themselves).
+    price_logged_at: Timestamp,
     last_logged_capacity: Option<u32>,
 }
 
@@ -436,6 +438,7 @@ impl SpotCloud {
                 capacity_override: None,
                 reclaimed: Vec::new(),
                 prices,
+                price_logged_at: start,
                 last_logged_capacity: None,
             });
         }
@@ -588,14 +591,14 @@ impl SpotCloud {
                 self.begin_eviction(&vm, t, notice, EvictionReason::Correlated);
             }
         }
-        // Prices.
+        // Price steps of the scenario taking effect now.
         for index in 0..self.offerings.len() {
             let offering = &self.offerings[index];
             if let Some((at, price)) = offering.prices.iter().rev().find(|(at, _)| *at <= t)
-                && *at == t
-                && *at != self.start
+                && *at > offering.price_logged_at
             {
                 let price = *price;
+                self.offerings[index].price_logged_at = t;
                 self.log_entry(
                     t,
                     LogKind::PriceChanged,
@@ -847,6 +850,14 @@ impl SpotCloud {
         if !record.allocated {
             return;
         }
+        if let Some(op) = record.op
+            && self.ops[op].view.kind == OpKind::Delete
+        {
+            // The user is deleting it anyway: the eviction only makes that happen sooner.
+            self.ops[op].view.completes_at = t;
+            self.complete_op(op, t);
+            return;
+        }
         if let Some(op) = record.op.take() {
             let op = &mut self.ops[op].view;
             op.status = OpStatus::Canceled;
@@ -963,8 +974,11 @@ impl SpotCloud {
                 let price = event.spot.unwrap_or(0.0);
                 for index in selected {
                     let prices = &mut self.offerings[index].prices;
-                    prices.retain(|(at, _)| *at <= t);
-                    prices.push((t, price));
+                    // Replaces the price from now until the next scheduled step.
+                    prices.retain(|(at, _)| *at != t);
+                    let position = prices.partition_point(|(at, _)| *at < t);
+                    prices.insert(position, (t, price));
+                    self.offerings[index].price_logged_at = t;
                     self.log_entry(
                         t,
                         LogKind::PriceChanged,

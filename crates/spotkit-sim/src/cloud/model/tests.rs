@@ -413,3 +413,42 @@ fn catalog_reports_prices_quota_use_and_capacity_now() {
     assert_eq!(offering.spot_capacity_vms, 1);
     assert_eq!(snapshot.quotas[0].used_vcpus, 2);
 }
+
+#[test]
+fn an_eviction_landing_during_a_delete_completes_the_delete() {
+    let mut cloud = cloud("");
+    running(&mut cloud, "a", EvictionPolicy::Deallocate, at(0));
+    cloud.simulate_eviction("rg", "a", at(40)).unwrap();
+    let op = cloud.delete("rg", "a", at(65)).unwrap().unwrap();
+    // NotBefore 70 s comes before the delete's 75 s: the delete ends at 70 s, Succeeded.
+    cloud.advance_to(at(70));
+    assert!(cloud.get("rg", "a", at(70)).is_err());
+    let op = cloud.operation(&op.id, at(70)).unwrap();
+    assert_eq!(op.status, OpStatus::Succeeded);
+    assert_eq!(op.completes_at, at(70));
+}
+
+#[test]
+fn each_price_change_is_logged_once() {
+    let mut scenario = scenario("[[events]]\nat = \"1h\"\nkind = \"price\"\nspot = 0.02\n");
+    scenario.offerings[0].price_steps = vec![crate::cloud::PriceStep {
+        at: Duration::from_secs(7200),
+        spot: 0.03,
+    }];
+    let mut cloud = SpotCloud::new(scenario, 1, at(0), Path::new("/x")).unwrap();
+    cloud.advance_to(at(3 * 3600));
+    let changes: Vec<_> = cloud
+        .log()
+        .iter()
+        .filter(|entry| entry.kind == LogKind::PriceChanged)
+        .map(|entry| entry.at_unix_ms)
+        .collect();
+    assert_eq!(
+        changes,
+        vec![at(3600).unix_millis(), at(7200).unix_millis()]
+    );
+    assert_eq!(
+        cloud.catalog(at(3 * 3600)).offerings[0].spot_linux,
+        Some(0.03)
+    );
+}
