@@ -187,6 +187,28 @@ async fn create_evict_start_fails_then_succeeds_and_the_bill_adds_up() {
         .await
         .unwrap();
     assert_eq!(token["resource"], "https://management.azure.com/");
+    assert_eq!(token["token_type"], "Bearer");
+    let no_audience = sim
+        .imds(
+            "vm1",
+            "/metadata/identity/oauth2/token?api-version=2018-02-01",
+        )
+        .await;
+    assert_eq!(no_audience.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        no_audience.json::<Value>().await.unwrap()["error"],
+        "invalid_request"
+    );
+    let no_header = sim
+        .http
+        .get(format!(
+            "{}/vm/vm1/metadata/scheduledevents?api-version=2020-07-01",
+            sim.base
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_header.status(), StatusCode::BAD_REQUEST);
     assert_eq!(token["expires_in"], "3599");
 
     // Capacity goes away: Preempt with 30 s notice on vm1's IMDS, then deallocated.
