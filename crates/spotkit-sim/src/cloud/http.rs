@@ -65,6 +65,7 @@ impl ScaledClock {
     /// Simulated time starts at `sim_start` now, running `speed` times as fast as `base`.
     #[must_use]
     pub fn new(base: Arc<dyn Clock>, sim_start: Timestamp, speed: f64) -> Self {
+        // (real anchor, simulated anchor, speed)
         let real = base.now();
         Self {
             base,
@@ -136,7 +137,9 @@ pub struct SimServer {
 struct Inner {
     cloud: Arc<Mutex<SpotCloud>>,
     clock: Arc<ScaledClock>,
-    throttle: Mutex<Throttle>,
+    /// Buckets per subscription (lower-cased id).
+    throttle: Mutex<HashMap<String, Throttle>>,
+    throttle_scale: f64,
     faults: Mutex<VecDeque<InjectedFault>>,
     page_size: usize,
     retry_after: u64,
@@ -179,7 +182,8 @@ impl SimServer {
             inner: Arc::new(Inner {
                 cloud,
                 clock,
-                throttle: Mutex::new(Throttle::new(scale)),
+                throttle: Mutex::new(HashMap::new()),
+                throttle_scale: scale,
                 faults: Mutex::new(VecDeque::new()),
                 page_size,
                 retry_after,
@@ -265,6 +269,7 @@ impl SimServer {
     /// The checks and bookkeeping of every ARM request, then `operation`.
     fn arm(
         &self,
+        subscription: &str,
         headers: &HeaderMap,
         query: &HashMap<String, String>,
         category: ThrottleCategory,
@@ -286,7 +291,10 @@ impl SimServer {
             );
         }
         let now = self.now();
-        let decision = lock(&self.inner.throttle).admit(category, resource, now);
+        let decision = lock(&self.inner.throttle)
+            .entry(subscription.to_ascii_lowercase())
+            .or_insert_with(|| Throttle::new(self.inner.throttle_scale))
+            .admit(category, resource, now);
         let fault = {
             let mut faults = lock(&self.inner.faults);
             let fault = faults.front_mut().map(|fault| {
@@ -757,6 +765,7 @@ async fn put_vm(
     body: Bytes,
 ) -> Response {
     server.clone().arm(
+        &sub,
         &headers,
         &query,
         ThrottleCategory::PutVm,
@@ -811,6 +820,7 @@ async fn get_vm(
     headers: HeaderMap,
 ) -> Response {
     server.arm(
+        &sub,
         &headers,
         &query,
         ThrottleCategory::LowCostGet,
@@ -837,6 +847,7 @@ async fn get_instance_view(
     headers: HeaderMap,
 ) -> Response {
     server.arm(
+        &sub,
         &headers,
         &query,
         ThrottleCategory::LowCostGet,
@@ -872,6 +883,7 @@ async fn start_vm(
     headers: HeaderMap,
 ) -> Response {
     server.arm(
+        &sub,
         &headers,
         &query,
         ThrottleCategory::UpdateVm,
@@ -896,6 +908,7 @@ async fn deallocate_vm(
     headers: HeaderMap,
 ) -> Response {
     server.arm(
+        &sub,
         &headers,
         &query,
         ThrottleCategory::DeleteVm,
@@ -920,6 +933,7 @@ async fn delete_vm(
     headers: HeaderMap,
 ) -> Response {
     server.arm(
+        &sub,
         &headers,
         &query,
         ThrottleCategory::DeleteVm,
@@ -945,6 +959,7 @@ async fn simulate_eviction(
     headers: HeaderMap,
 ) -> Response {
     server.arm(
+        &sub,
         &headers,
         &query,
         ThrottleCategory::DeleteVm,
@@ -1023,7 +1038,7 @@ async fn list_group(
     Query(query): Params,
     headers: HeaderMap,
 ) -> Response {
-    server.arm(&headers, &query, ThrottleCategory::HighCostGet, None, |now| {
+    server.arm(&sub, &headers, &query, ThrottleCategory::HighCostGet, None, |now| {
         let path = format!("/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Compute/virtualMachines");
         list_page(
             &server,
@@ -1047,6 +1062,7 @@ async fn list_subscription(
     headers: HeaderMap,
 ) -> Response {
     server.arm(
+        &sub,
         &headers,
         &query,
         ThrottleCategory::HighCostGet,
@@ -1077,6 +1093,7 @@ async fn operation_status(
     headers: HeaderMap,
 ) -> Response {
     server.arm(
+        &sub,
         &headers,
         &query,
         ThrottleCategory::GetOperation,
@@ -1376,4 +1393,27 @@ async fn admin_vms(State(server): State<SimServer>, headers: HeaderMap) -> Respo
         })
         .collect();
     json_body(StatusCode::OK, &body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cloud::VirtualClock;
+
+    #[test]
+    fn scaled_clock_runs_speed_times_faster_and_re_anchors_on_a_speed_change() {
+        let start = Timestamp::from_unix_secs(1_000);
+        let real = Arc::new(VirtualClock::manual(Timestamp::from_unix_secs(50)));
+        let clock = ScaledClock::new(real.clone(), start, 60.0);
+        assert_eq!(clock.now(), start);
+        real.advance(Duration::from_secs(2));
+        assert_eq!(clock.now(), start.plus(Duration::from_secs(120)));
+        clock.set_speed(1.0);
+        assert_eq!(clock.now(), start.plus(Duration::from_secs(120)));
+        real.advance(Duration::from_secs(3));
+        assert_eq!(clock.now(), start.plus(Duration::from_secs(123)));
+        clock.set_speed(0.0);
+        real.advance(Duration::from_secs(100));
+        assert_eq!(clock.now(), start.plus(Duration::from_secs(123)));
+    }
 }
