@@ -13,6 +13,7 @@ mod demo;
 mod emulator_cmd;
 mod logging;
 mod queue_cmd;
+mod sim_cmd;
 mod worker_cmd;
 
 use std::process::ExitCode;
@@ -41,6 +42,9 @@ enum Command {
     Queue(queue_cmd::QueueCommand),
     /// Serve a local emulation of IMDS (Scheduled Events, instance metadata) with an admin API.
     ImdsEmulator(emulator_cmd::EmulatorArgs),
+    /// The local Azure spot cloud: ARM compute, per-VM IMDS, evictions, billing.
+    #[command(subcommand)]
+    Sim(sim_cmd::SimCommand),
     /// Run a local demonstration: an agent, a workload and a Preempt from the IMDS emulator.
     Demo(demo::DemoArgs),
     /// Benchmarks (not timed tests): figures for docs/benchmarks.md.
@@ -97,6 +101,10 @@ fn main() -> ExitCode {
         Command::ImdsEmulator(args) => {
             logging::init(log_format.as_deref());
             emulator_cmd::main(args)
+        }
+        Command::Sim(cmd) => {
+            logging::init(log_format.as_deref());
+            sim_cmd::main(cmd)
         }
         Command::Demo(args) => {
             logging::init(log_format.as_deref());

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use spotkit_cloud::{Clock, SystemClock};
@@ -42,7 +42,7 @@ pub struct ImdsEmulator {
 }
 
 struct Shared {
-    model: Mutex<ImdsModel>,
+    model: Arc<Mutex<ImdsModel>>,
     clock: Arc<dyn Clock>,
 }
 
@@ -58,11 +58,49 @@ impl ImdsEmulator {
     /// An emulator for the VM in `config`, reading time from `clock`.
     #[must_use]
     pub fn new(config: ImdsConfig, clock: Arc<dyn Clock>) -> Self {
+        Self::from_shared(Arc::new(Mutex::new(ImdsModel::new(config))), clock)
+    }
+
+    /// An emulator over a model someone else also holds (the spot-cloud simulator keeps one
+    /// per simulated VM and schedules its evictions on it).
+    #[must_use]
+    pub fn from_shared(model: Arc<Mutex<ImdsModel>>, clock: Arc<dyn Clock>) -> Self {
         Self {
-            shared: Arc::new(Shared {
-                model: Mutex::new(ImdsModel::new(config)),
-                clock,
-            }),
+            shared: Arc::new(Shared { model, clock }),
+        }
+    }
+
+    /// Answers one `/metadata/...` request as [`ImdsEmulator::router`] would, for facades that
+    /// mount this VM's IMDS under a prefix of their own (`path` is the part from `/metadata`).
+    pub async fn handle_metadata(
+        &self,
+        method: Method,
+        path: &str,
+        headers: HeaderMap,
+        query: Option<String>,
+        body: Bytes,
+    ) -> Response {
+        let state = State(self.clone());
+        match path {
+            "/metadata/scheduledevents" if method == Method::GET => {
+                get_scheduled_events(state, headers, RawQuery(query)).await
+            }
+            "/metadata/scheduledevents" if method == Method::POST => {
+                post_scheduled_events(state, headers, RawQuery(query), body).await
+            }
+            "/metadata/instance" if method == Method::GET => {
+                get_instance(state, headers, RawQuery(query)).await
+            }
+            "/metadata/identity/oauth2/token" if method == Method::GET => {
+                get_identity_token(state, headers, RawQuery(query)).await
+            }
+            "/metadata/scheduledevents"
+            | "/metadata/instance"
+            | "/metadata/identity/oauth2/token" => StatusCode::METHOD_NOT_ALLOWED.into_response(),
+            _ => {
+                let uri = path.parse::<Uri>().unwrap_or_default();
+                not_found(state, uri, headers).await
+            }
         }
     }
 
@@ -179,6 +217,7 @@ impl ImdsEmulator {
                 get(get_scheduled_events).post(post_scheduled_events),
             )
             .route("/metadata/instance", get(get_instance))
+            .route("/metadata/identity/oauth2/token", get(get_identity_token))
             .merge(super::admin::routes())
             .fallback(not_found)
             .with_state(self.clone())
@@ -403,4 +442,96 @@ async fn not_found(State(emulator): State<ImdsEmulator>, uri: Uri, headers: Head
         return refusal.into_response();
     }
     error_response(StatusCode::NOT_FOUND, "Not found")
+}
+
+/// A fake JWT: `{"typ":"JWT","alg":"none"}` . `{"sub":"spotkit-sim"}` . a VM-specific tail.
+/// Nothing checks it; clients only pass it along as a bearer token.
+fn fake_access_token(vm_id: &str, expires_on: i64) -> String {
+    format!(
+        "eyJ0eXAiOiJKV1QiLCJhbGciOiJub25lIn0.eyJzdWIiOiJzcG90a2l0LXNpbSJ9.{}{expires_on:x}",
+        vm_id.replace('-', "")
+    )
+}
+
+fn identity_error(description: &str) -> Response {
+    json_response(
+        StatusCode::BAD_REQUEST,
+        serde_json::json!({ "error": "invalid_request", "error_description": description })
+            .to_string(),
+    )
+}
+
+/// `GET /metadata/identity/oauth2/token`: a managed-identity token shaped like IMDS's (all
+/// values strings, `expires_in` 3599), for whatever `resource` is asked.
+async fn get_identity_token(
+    State(emulator): State<ImdsEmulator>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let now = emulator.now();
+    let refuse = |description: &str| {
+        emulator.lock().record_rejected(MetadataRequest::Other, now);
+        identity_error(description)
+    };
+    if check_headers(&headers).is_err() {
+        return refuse("Required metadata header not specified");
+    }
+    let pairs: Vec<(String, String)> = query
+        .as_deref()
+        .unwrap_or_default()
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(key, value)| (key.to_owned(), percent_decode(value)))
+        .collect();
+    let value = |name: &str| {
+        pairs
+            .iter()
+            .find(|(key, value)| key == name && !value.is_empty())
+            .map(|(_, value)| value.clone())
+    };
+    if value("api-version").is_none() {
+        return refuse("Required query variable 'api-version' is missing");
+    }
+    let Some(resource) = value("resource") else {
+        return refuse("Required audience parameter not specified");
+    };
+    let not_before = now.unix_millis().div_euclid(1000);
+    let expires_on = not_before + 3599;
+    let vm_id = emulator.lock().config().vm_id.clone();
+    let body = serde_json::json!({
+        "access_token": fake_access_token(&vm_id, expires_on),
+        "refresh_token": "",
+        "expires_in": "3599",
+        "expires_on": expires_on.to_string(),
+        "not_before": not_before.to_string(),
+        "resource": resource,
+        "token_type": "Bearer",
+    });
+    json_response(StatusCode::OK, body.to_string())
+}
+
+/// `%XX` and `+` decoding of one query value (enough for resource URLs).
+fn percent_decode(value: &str) -> String {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while index < bytes.len() {
+        match bytes[index] {
+            b'%' if index + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[index + 1..index + 3]).unwrap_or("");
+                match u8::from_str_radix(hex, 16) {
+                    Ok(byte) => {
+                        out.push(byte);
+                        index += 3;
+                        continue;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            b'+' => out.push(b' '),
+            byte => out.push(byte),
+        }
+        index += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
