@@ -20,6 +20,7 @@
 //!   ([`ArmError::UntrustedUrl`]).
 //! - No token appears in `Debug` output, logs or errors.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -29,6 +30,7 @@ use reqwest::{Method, Url};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use spotkit_cloud::{Clock, SystemClock};
+use spotkit_core::Timestamp;
 use spotkit_core::backoff::{Backoff, SplitMix64};
 
 use super::credential::{ARM_SCOPE, TokenProvider};
@@ -63,6 +65,9 @@ pub struct ArmClientOptions {
     pub max_pacing_wait: Duration,
     /// ARM's subscription limits the client paces itself under.
     pub limits: ArmLimits,
+    /// How long Spot Placement Score answers are reused (the service asks clients to cache
+    /// them 15-30 min). Default 20 min.
+    pub placement_cache_ttl: Duration,
     /// Seed of the backoff jitter (tests fix it; `None` seeds from the clock).
     pub jitter_seed: Option<u64>,
     /// A preconfigured HTTP client; `None` builds one (honouring proxy settings).
@@ -96,6 +101,7 @@ impl Default for ArmClientOptions {
             default_retry_after: Duration::from_secs(10),
             max_pacing_wait: Duration::from_secs(120),
             limits: ArmLimits::default(),
+            placement_cache_ttl: Duration::from_secs(20 * 60),
             jitter_seed: None,
             http_client: None,
             clock: Arc::new(SystemClock),
@@ -159,7 +165,12 @@ pub struct ArmClient {
     options: ArmClientOptions,
     throttle: Mutex<ArmThrottle>,
     jitter: Mutex<SplitMix64>,
+    /// Answers of cached POSTs by request (URL + body): expiry and raw body.
+    cache: Mutex<BTreeMap<String, (Timestamp, Vec<u8>)>>,
 }
+
+/// Cached answers kept at most; expired ones go first, then the soonest to expire.
+const CACHE_ENTRIES_MAX: usize = 1_024;
 
 impl fmt::Debug for ArmClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -223,6 +234,7 @@ impl ArmClient {
             tokens,
             throttle: Mutex::new(ArmThrottle::new(options.limits, now)),
             jitter: Mutex::new(SplitMix64::new(seed)),
+            cache: Mutex::new(BTreeMap::new()),
             options,
         })
     }
@@ -322,6 +334,55 @@ impl ArmClient {
             body: parse_json(&body, path_and_query)?,
             headers,
         })
+    }
+
+    /// POST a JSON body whose answer may be reused for `ttl`: an equal request (same URL and
+    /// body) within `ttl` is answered from the cache without a call. For read-only POSTs
+    /// (placement scores).
+    ///
+    /// # Errors
+    /// As [`ArmClient::get_json`]; failures are not cached.
+    pub async fn post_json_cached<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        path_and_query: &str,
+        body: &B,
+        class: OperationClass,
+        ttl: Duration,
+    ) -> Result<T, ArmError> {
+        let json = to_json(body)?;
+        let key = format!("{path_and_query}\n{}", String::from_utf8_lossy(&json));
+        let now = self.options.clock.now();
+        let cached = self
+            .cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&key)
+            .filter(|(expires, _)| *expires > now)
+            .map(|(_, bytes)| bytes.clone());
+        if let Some(bytes) = cached {
+            return parse_json(&bytes, path_and_query);
+        }
+        let (_, _, bytes) = self
+            .send(Method::POST, path_and_query, Some(json), &class)
+            .await?;
+        let parsed = parse_json(&bytes, path_and_query)?;
+        let now = self.options.clock.now();
+        let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        if cache.len() >= CACHE_ENTRIES_MAX {
+            cache.retain(|_, (expires, _)| *expires > now);
+        }
+        while cache.len() >= CACHE_ENTRIES_MAX {
+            let Some(oldest) = cache
+                .iter()
+                .min_by_key(|(_, (expires, _))| *expires)
+                .map(|(k, _)| k.clone())
+            else {
+                break;
+            };
+            cache.remove(&oldest);
+        }
+        cache.insert(key, (now.plus(ttl), bytes));
+        Ok(parsed)
     }
 
     /// PUT a JSON body; the answer's body is parsed when there is one (`None` for an empty body,

@@ -172,7 +172,10 @@ impl ArmError {
             message: super::client::excerpt(raw),
             ..ArmErrorDetail::default()
         });
-        if status == 401 || status == 403 {
+        // A 403 `OperationNotAllowed` is a refused operation (Spot quota, FACTS.md section 5),
+        // not a refused credential.
+        let refused_operation = detail.code.eq_ignore_ascii_case("OperationNotAllowed");
+        if status == 401 || (status == 403 && !refused_operation) {
             return Self::Unauthorized {
                 status,
                 code: detail.code,

@@ -10,18 +10,29 @@
 //! parses ARM's error bodies into [`ArmError`]. [`lro`] waits for long-running operations.
 
 pub mod client;
+pub mod compute;
 pub mod credential;
 pub mod error;
+pub mod graph;
 pub mod lro;
+pub mod placement;
+pub mod skus;
 pub mod throttle;
 
 pub use client::{ArmClient, ArmClientOptions, ArmList, ArmResponse, DEFAULT_ARM_BASE_URL, Paged};
+pub use compute::{
+    AzureCompute, AzureComputeOptions, COMPUTE_API_VERSION, VirtualMachine, to_compute_error,
+    vm_put_body,
+};
 pub use credential::{
     ARM_SCOPE, CredentialChoice, CredentialError, EntraCredential, ScopedTokenSource, StaticToken,
     TokenProvider, running_on_azure_vm,
 };
 pub use error::{ArmError, ArmErrorDetail, parse_error_body};
+pub use graph::{EvictionRateRow, SpotPriceRow, spot_eviction_rates, spot_price_history};
 pub use lro::{AsyncOperationStatus, LroOptions, wait_for_operation};
+pub use placement::{PlacementScoreRow, spot_placement_scores};
+pub use skus::{VmSku, list_vm_skus};
 pub use throttle::{
     ArmKind, ArmLimits, ArmThrottle, ComputeOperation, OperationClass, RateLimitHeaders,
     TokenBucket,
