@@ -557,3 +557,60 @@ fn the_deallocate_example_location_is_on_the_arm_host() {
         Err(ArmError::UntrustedUrl { .. })
     ));
 }
+
+#[tokio::test]
+async fn the_client_paces_itself_under_the_per_vm_compute_bucket() {
+    use spotkit_azure::arm::ComputeOperation;
+    let fake = serve(|_, _, _| Answer::json(200, "{}")).await;
+    let clock = VirtualClock::new();
+    let arm = client(&fake, clock.clone());
+    let class = OperationClass::compute(ComputeOperation::UpdateVm, Some("eastus"), Some("/vm/a"));
+    // Update VM: 12 per VM at once, then 4 per minute (FACTS.md section 5).
+    for _ in 0..14 {
+        arm.post_empty("/vm/a/start?api-version=1", class.clone())
+            .await
+            .unwrap();
+    }
+    assert_eq!(fake.seen().len(), 14);
+    assert_eq!(
+        clock.sleeps(),
+        vec![Duration::from_secs(15), Duration::from_secs(15)]
+    );
+    // The service's own count lowers the estimate: remaining 0 on the subscription's writes.
+    let fake = serve(|_, _, _| {
+        Answer::json(200, "{}").header("x-ms-ratelimit-remaining-subscription-writes", "0")
+    })
+    .await;
+    let clock = VirtualClock::new();
+    let arm = client(&fake, clock.clone());
+    for _ in 0..3 {
+        arm.post_empty("/x/action?api-version=1", OperationClass::Arm)
+            .await
+            .unwrap();
+    }
+    // Writes refill at 10 per second: 100 ms between requests once the count is 0.
+    assert_eq!(
+        clock.sleeps(),
+        vec![Duration::from_millis(100), Duration::from_millis(100)]
+    );
+}
+
+#[tokio::test]
+async fn a_next_link_to_another_host_is_refused() {
+    let fake = serve(|_, _, _| {
+        Answer::json(
+            200,
+            r#"{"value":[],"nextLink":"https://evil.example.com/page2"}"#,
+        )
+    })
+    .await;
+    let err = compute(client(&fake, VirtualClock::new()))
+        .list_vms(None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ComputeError::Invalid { ref message, .. } if message.contains("evil.example.com")),
+        "{err:?}"
+    );
+    assert_eq!(fake.seen().len(), 1);
+}
