@@ -614,3 +614,54 @@ async fn a_next_link_to_another_host_is_refused() {
     );
     assert_eq!(fake.seen().len(), 1);
 }
+
+#[tokio::test]
+async fn slow_answers_time_out_per_request_and_are_retried() {
+    let fake = serve(|_, _, i| {
+        let answer = Answer::json(200, vm_json("vm1", "running", "{}"));
+        if i < 2 {
+            answer.after(Duration::from_secs(3))
+        } else {
+            answer
+        }
+    })
+    .await;
+    let clock = VirtualClock::new();
+    let arm = Arc::new(
+        ArmClient::new(
+            &fake.base,
+            Arc::new(StaticToken::new(TOKEN)),
+            ArmClientOptions {
+                clock: clock.clone(),
+                request_timeout: Duration::from_millis(200),
+                ..ArmClientOptions::default()
+            },
+        )
+        .unwrap(),
+    );
+    let vm = compute(arm.clone()).get_vm("rg1", "vm1").await.unwrap();
+    assert_eq!(vm.name, "vm1");
+    assert_eq!(fake.seen().len(), 3);
+    // With no retries left, the timeout is the error (and a transient one for the seam).
+    let fake = serve(|_, _, _| Answer::json(200, "{}").after(Duration::from_secs(3))).await;
+    let arm = ArmClient::new(
+        &fake.base,
+        Arc::new(StaticToken::new(TOKEN)),
+        ArmClientOptions {
+            clock: VirtualClock::new(),
+            request_timeout: Duration::from_millis(100),
+            max_retries: 1,
+            ..ArmClientOptions::default()
+        },
+    )
+    .unwrap();
+    let err = arm
+        .get_json::<serde_json::Value>("/x?api-version=1", OperationClass::Arm)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ArmError::Timeout { after } if after == Duration::from_millis(100)),
+        "{err:?}"
+    );
+    assert!(err.is_retryable());
+}

@@ -87,6 +87,8 @@ pub struct Answer {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: String,
+    /// Real time to wait before answering (for timeouts).
+    pub delay: Option<Duration>,
 }
 
 impl Answer {
@@ -95,6 +97,7 @@ impl Answer {
             status,
             headers: vec![("content-type".into(), "application/json".into())],
             body: body.into(),
+            delay: None,
         }
     }
     pub fn empty(status: u16) -> Self {
@@ -102,7 +105,12 @@ impl Answer {
             status,
             headers: Vec::new(),
             body: String::new(),
+            delay: None,
         }
+    }
+    pub fn after(mut self, delay: Duration) -> Self {
+        self.delay = Some(delay);
+        self
     }
     pub fn header(mut self, name: &str, value: impl Into<String>) -> Self {
         self.headers.push((name.to_string(), value.into()));
@@ -157,6 +165,9 @@ async fn handle(
         log.len() - 1
     };
     let answer = (app.script)(&app.base, &seen, index);
+    if let Some(delay) = answer.delay {
+        tokio::time::sleep(delay).await;
+    }
     let mut response = (StatusCode::from_u16(answer.status).unwrap(), answer.body).into_response();
     for (k, v) in answer.headers {
         response.headers_mut().insert(
