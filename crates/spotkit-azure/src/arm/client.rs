@@ -492,7 +492,7 @@ impl ArmClient {
         class: &OperationClass,
     ) -> Result<(u16, HeaderMap, Vec<u8>), ArmError> {
         let url = self.resolve(path_and_query)?;
-        let kind = ArmKind::of(&method);
+        let kind = super::throttle::kind_of(&method);
         let idempotent = class.is_idempotent(&method);
         let mut failures = 0u32;
         let mut throttles = 0u32;
