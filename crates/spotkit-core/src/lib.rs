@@ -14,8 +14,8 @@ pub mod advisor;
 pub mod agent;
 pub mod backoff;
 pub mod compute;
-pub mod orchestrator;
 pub mod events;
+pub mod orchestrator;
 pub mod time;
 pub mod worker;
 

@@ -372,7 +372,12 @@ impl PoolMachine {
     }
 
     fn index_candidates(&mut self) {
-        self.keys = self.spec.candidates.iter().map(|c| lower(&c.offering)).collect();
+        self.keys = self
+            .spec
+            .candidates
+            .iter()
+            .map(|c| lower(&c.offering))
+            .collect();
         self.vcpus_by_size = self
             .spec
             .candidates
@@ -446,6 +451,7 @@ impl PoolMachine {
     #[must_use]
     pub fn handle(&mut self, input: Input, now: Timestamp) -> Vec<Action> {
         self.now = now;
+        self.expire(now);
         match input {
             Input::Tick => {}
             Input::Observed(list) => self.on_observed(list, now),
@@ -649,11 +655,8 @@ impl PoolMachine {
             hold.failures = hold.failures.saturating_add(1);
             hold.failures
         };
-        let delay = retry_after.unwrap_or_else(|| {
-            self.spec
-                .retry_backoff
-                .delay(failures, self.rng.next_u64())
-        });
+        let delay = retry_after
+            .unwrap_or_else(|| self.spec.retry_backoff.delay(failures, self.rng.next_u64()));
         let until = now.plus(delay);
         let hold = self.holds.entry(class).or_default();
         hold.until = Some(hold.until.map_or(until, |u| u.max(until)));
@@ -856,8 +859,14 @@ impl PoolMachine {
 
     fn set_condition(&mut self, reason: ConditionReason, message: String, now: Timestamp) {
         let since = self.conditions.get(&reason).map_or(now, |c| c.since);
-        self.conditions
-            .insert(reason, Condition { reason, message, since });
+        self.conditions.insert(
+            reason,
+            Condition {
+                reason,
+                message,
+                since,
+            },
+        );
     }
 
     fn expire(&mut self, now: Timestamp) {
@@ -973,7 +982,12 @@ impl PoolMachine {
     }
 
     /// The best spot candidate for one more VM, given the spot units already in each offering.
-    fn pick_spot(&self, load: &BTreeMap<OfferingId, u32>, spot_units: u32, now: Timestamp) -> Option<usize> {
+    fn pick_spot(
+        &self,
+        load: &BTreeMap<OfferingId, u32>,
+        spot_units: u32,
+        now: Timestamp,
+    ) -> Option<usize> {
         let usable: Vec<usize> = (0..self.keys.len())
             .filter(|&i| self.candidate_usable(i, Priority::Spot, now))
             .collect();
@@ -981,8 +995,8 @@ impl PoolMachine {
             return None;
         }
         #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // bounded by units
-        let cap = ((f64::from(spot_units) * self.spec.max_share.clamp(0.0, 1.0)).ceil() as u32)
-            .max(1);
+        let cap =
+            ((f64::from(spot_units) * self.spec.max_share.clamp(0.0, 1.0)).ceil() as u32).max(1);
         let distinct = usable.len() > 1;
         usable.into_iter().min_by_key(|&i| {
             let here = load.get(&self.keys[i]).copied().unwrap_or(0);
@@ -1159,8 +1173,8 @@ impl PoolMachine {
         // ones once those run (below, as surplus).
         let mut excess_regular = occ_regular.saturating_sub(want_regular);
         let mut spot_short = want_spot.saturating_sub(occ_spot);
-        let mut headroom = (total + self.spec.limits.max_surge)
-            .saturating_sub(occ_regular + occ_spot);
+        let mut headroom =
+            (total + self.spec.limits.max_surge).saturating_sub(occ_regular + occ_spot);
         while excess_regular > 0 && spot_short > 0 {
             let Some(i) = self.pick_spot(&load, want_spot, now) else {
                 break;

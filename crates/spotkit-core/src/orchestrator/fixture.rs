@@ -20,7 +20,10 @@ pub fn grid_candidates(sizes: usize, regions: usize) -> Vec<Candidate> {
             #[allow(clippy::cast_precision_loss)] // small indices
             let step = (s * regions + r) as f64;
             out.push(Candidate {
-                offering: OfferingId::new(format!("Standard_D{}s_v5", 2 << s), format!("region{r}")),
+                offering: OfferingId::new(
+                    format!("Standard_D{}s_v5", 2 << s),
+                    format!("region{r}"),
+                ),
                 vcpus: 2 << s,
                 spot_price: Some(0.01 + 0.001 * step),
                 payg_price: Some(0.1 + 0.01 * step),

@@ -237,10 +237,7 @@ impl PoolMachine {
             }
             if matches!(class, Class::Live { .. } | Class::Restarting) {
                 s.occupying += u;
-                let entry = s
-                    .by_offering
-                    .entry(super::lower(&vm.offering))
-                    .or_default();
+                let entry = s.by_offering.entry(super::lower(&vm.offering)).or_default();
                 match vm.priority {
                     Priority::Regular => {
                         s.regular_vms += 1;
