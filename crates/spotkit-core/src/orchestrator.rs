@@ -965,11 +965,13 @@ impl PoolMachine {
         }
         match priority {
             Priority::Regular => true,
-            Priority::Spot => match (c.spot_price, self.spec.max_price) {
-                (None, _) => false,
-                (Some(p), crate::compute::MaxPrice::UsdPerHour(max)) => p <= max,
-                (Some(_), crate::compute::MaxPrice::CappedAtPayAsYouGo) => true,
-            },
+            Priority::Spot => {
+                c.spot_capable
+                    && match (c.spot_price, self.spec.max_price) {
+                        (Some(p), crate::compute::MaxPrice::UsdPerHour(max)) => p <= max,
+                        _ => true,
+                    }
+            }
         }
     }
 

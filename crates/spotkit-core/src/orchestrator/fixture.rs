@@ -25,6 +25,7 @@ pub fn grid_candidates(sizes: usize, regions: usize) -> Vec<Candidate> {
                     format!("region{r}"),
                 ),
                 vcpus: 2 << s,
+                spot_capable: true,
                 spot_price: Some(0.01 + 0.001 * step),
                 payg_price: Some(0.1 + 0.01 * step),
                 band: None,

@@ -35,7 +35,9 @@ pub struct Candidate {
     pub offering: OfferingId,
     /// vCPUs of the size (the unit of `Target::Vcpus`).
     pub vcpus: u32,
-    /// Spot price, USD per hour; `None` when the offering cannot run as spot (regular only).
+    /// Whether the offering can run spot VMs (otherwise it only takes regular ones).
+    pub spot_capable: bool,
+    /// Spot price, USD per hour, if known (checked against a `MaxPrice::UsdPerHour` cap).
     pub spot_price: Option<f64>,
     /// Pay-as-you-go price, USD per hour, if known (orders regular placements).
     pub payg_price: Option<f64>,

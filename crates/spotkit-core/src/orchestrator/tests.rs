@@ -16,6 +16,7 @@ fn cand(size: &str, region: &str, vcpus: u32, rank: u32) -> Candidate {
     Candidate {
         offering: OfferingId::new(size, region),
         vcpus,
+        spot_capable: true,
         spot_price: Some(0.02 + 0.001 * f64::from(rank)),
         payg_price: Some(0.2 + 0.01 * f64::from(rank)),
         band: None,
