@@ -1031,3 +1031,20 @@ fn random_event_sequences_keep_the_invariants() {
         );
     }
 }
+
+#[test]
+fn the_benchmark_fixture_is_a_steady_pool_and_a_mass_eviction_plans_every_replacement() {
+    let mut m = fixture::steady_machine(10_000, 4, 5, t(0));
+    let st = m.status();
+    assert_eq!((st.running, st.planned_creates), (10_000, 0));
+    assert_eq!(st.by_offering.len(), 20);
+    let spec = m.spec().clone();
+    let mut list = fixture::running_pool(&spec, 10_000);
+    list.retain(|vm| vm.offering.region != "region0");
+    let a = m.handle(Input::Observed(list), secs(60));
+    assert_eq!(creates(&a).len(), 20);
+    let st = m.status();
+    assert_eq!(st.planned_creates, 2_000);
+    assert_eq!(st.evictions.len(), MAX_EVICTION_RECORDS);
+    assert!(creates(&a).iter().all(|c| c.offering.region != "region0"));
+}
