@@ -1105,19 +1105,6 @@ impl PoolMachine {
                 },
             );
         }
-        // A Deallocate VM given up on is redeployed elsewhere: its loss now awaits a new VM.
-        for name in &cleanup {
-            if self.restarts.remove(name).is_some()
-                && let Some(id) = self.evicted_vms.remove(name)
-            {
-                self.awaiting_replacement.push_back(id);
-                let key = lower(&self.vms[name].offering);
-                self.blocks.insert(
-                    (key.region, Some(key.size)),
-                    now.plus(self.spec.eviction_block_ttl),
-                );
-            }
-        }
         to_start.retain(|n| self.restarts.get(n).is_none_or(|r| r.next_at <= now));
 
         // Plan creates.
@@ -1269,6 +1256,7 @@ impl PoolMachine {
             if self.ops_by_vm.contains_key(&name) || self.held(OpClass::Delete, now) {
                 continue;
             }
+            self.give_up_restart(&name, now);
             out.push(self.issue_delete(&name, false, now));
         }
         for name in to_start {
@@ -1299,6 +1287,22 @@ impl PoolMachine {
             out.push(self.issue_delete(&name, true, now));
         }
         out
+    }
+
+    /// A Deallocate VM given up on is redeployed elsewhere: its loss now awaits a new VM, and
+    /// its offering is avoided like one that just evicted.
+    fn give_up_restart(&mut self, name: &str, now: Timestamp) {
+        if self.restarts.remove(name).is_none() {
+            return;
+        }
+        if let Some(id) = self.evicted_vms.remove(name) {
+            self.awaiting_replacement.push_back(id);
+        }
+        let key = lower(&self.vms[name].offering);
+        self.blocks.insert(
+            (key.region, Some(key.size)),
+            now.plus(self.spec.eviction_block_ttl),
+        );
     }
 
     fn in_flight(&self, class: OpClass) -> u32 {
