@@ -298,6 +298,8 @@ pub struct PoolMachine {
     notices: BTreeMap<String, NoticeState>,
     unhealthy_since: BTreeMap<String, Timestamp>,
     restarts: BTreeMap<String, Restart>,
+    /// Deallocate VMs whose restart timed out: deleted and replaced, never started again.
+    given_up: BTreeSet<String>,
     unavailable: BTreeMap<(OfferingId, Priority), Timestamp>,
     invalid: BTreeSet<(OfferingId, Priority)>,
     blocks: BTreeMap<(String, Option<String>), Timestamp>,
@@ -350,6 +352,7 @@ impl PoolMachine {
             notices: BTreeMap::new(),
             unhealthy_since: BTreeMap::new(),
             restarts: BTreeMap::new(),
+            given_up: BTreeSet::new(),
             unavailable: BTreeMap::new(),
             invalid: BTreeSet::new(),
             blocks: BTreeMap::new(),
@@ -645,6 +648,7 @@ impl PoolMachine {
         self.notices.remove(name);
         self.unhealthy_since.remove(name);
         self.restarts.remove(name);
+        self.given_up.remove(name);
         self.evicted_vms.remove(name);
         self.created_recently.remove(name);
     }
@@ -914,10 +918,11 @@ impl PoolMachine {
             return Class::Going;
         }
         let deallocate_pool = self.spec.eviction_policy == EvictionPolicy::Deallocate;
-        let timed_out = self
-            .restarts
-            .get(name)
-            .is_some_and(|r| r.since.plus(self.spec.restart_timeout) <= now);
+        let timed_out = self.given_up.contains(name)
+            || self
+                .restarts
+                .get(name)
+                .is_some_and(|r| r.since.plus(self.spec.restart_timeout) <= now);
         if op == Some(OpClass::Start) {
             return Class::Restarting;
         }
@@ -1054,6 +1059,7 @@ impl PoolMachine {
         let mut unhealthy = Vec::new();
         let mut to_start = Vec::new();
         let mut new_restarts = Vec::new();
+        let mut given_up = Vec::new();
         let mut regular_running_vms = Vec::new();
         let mut spot_running_vms = Vec::new();
         for (name, vm) in &self.vms {
@@ -1077,7 +1083,12 @@ impl PoolMachine {
                         Priority::Spot => spot_running_vms.push(name.clone()),
                     }
                 }
-                Class::Cleanup => cleanup.push(name.clone()),
+                Class::Cleanup => {
+                    if self.restarts.contains_key(name) {
+                        given_up.push(name.clone());
+                    }
+                    cleanup.push(name.clone());
+                }
                 Class::Unhealthy => unhealthy.push(name.clone()),
                 Class::Restarting => {
                     if !self.restarts.contains_key(name) {
@@ -1104,6 +1115,9 @@ impl PoolMachine {
                     next_at: now,
                 },
             );
+        }
+        for name in given_up {
+            self.give_up_restart(&name, now);
         }
         to_start.retain(|n| self.restarts.get(n).is_none_or(|r| r.next_at <= now));
 
@@ -1256,7 +1270,6 @@ impl PoolMachine {
             if self.ops_by_vm.contains_key(&name) || self.held(OpClass::Delete, now) {
                 continue;
             }
-            self.give_up_restart(&name, now);
             out.push(self.issue_delete(&name, false, now));
         }
         for name in to_start {
@@ -1295,6 +1308,7 @@ impl PoolMachine {
         if self.restarts.remove(name).is_none() {
             return;
         }
+        self.given_up.insert(name.to_string());
         if let Some(id) = self.evicted_vms.remove(name) {
             self.awaiting_replacement.push_back(id);
         }

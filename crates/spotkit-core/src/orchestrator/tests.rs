@@ -48,6 +48,7 @@ struct World {
     no_capacity: BTreeSet<(OfferingId, Priority)>,
     quota_regions: BTreeSet<(String, Priority)>,
     throttle_creates: Option<Duration>,
+    throttle_deletes: Option<Duration>,
     invalid_creates: bool,
     /// Results not yet delivered (ops in flight in the cloud).
     in_flight: VecDeque<Input>,
@@ -117,12 +118,15 @@ impl World {
                         .push_back(Input::OperationDone { op, result });
                 }
                 Action::Delete { op, name, .. } => {
-                    self.deletes.push(name.clone());
-                    self.vms.remove(&name);
-                    self.in_flight.push_back(Input::OperationDone {
-                        op,
-                        result: Ok(None),
-                    });
+                    let result = if let Some(retry_after) = self.throttle_deletes {
+                        Err(OpFailure::Throttled { retry_after })
+                    } else {
+                        self.deletes.push(name.clone());
+                        self.vms.remove(&name);
+                        Ok(None)
+                    };
+                    self.in_flight
+                        .push_back(Input::OperationDone { op, result });
                 }
             }
         }
@@ -1048,4 +1052,43 @@ fn the_benchmark_fixture_is_a_steady_pool_and_a_mass_eviction_plans_every_replac
     assert_eq!(st.planned_creates, 2_000);
     assert_eq!(st.evictions.len(), MAX_EVICTION_RECORDS);
     assert!(creates(&a).iter().all(|c| c.offering.region != "region0"));
+}
+
+#[test]
+fn a_throttled_give_up_delete_does_not_restart_the_restart_window() {
+    let (mut m, mut w) = steady(deallocate_spec());
+    let vm = w.vms.values().next().unwrap().clone();
+    w.no_capacity.insert((lower(&vm.offering), Priority::Spot));
+    w.vms.get_mut(&vm.name).unwrap().power = PowerState::Deallocated;
+    relist(&mut m, &mut w, secs(10));
+    w.throttle_deletes = Some(Duration::from_secs(60));
+    let mut now = secs(10);
+    while now < secs(610) {
+        now = m.next_wakeup().unwrap().min(secs(610));
+        settle(&mut m, &mut w, Input::Tick, now);
+    }
+    // Given up at 610 s: the delete is throttled, the replacement goes elsewhere regardless.
+    assert!(
+        w.deletes.is_empty(),
+        "{:?} {:?}",
+        w.deletes,
+        w.vms.keys().collect::<Vec<_>>()
+    );
+    let replacement = w.creates.last().unwrap().clone();
+    assert_ne!(replacement.offering, vm.offering);
+    let starts = w.starts.len();
+    w.throttle_deletes = None;
+    settle(&mut m, &mut w, Input::Tick, secs(671));
+    assert_eq!(
+        w.starts.len(),
+        starts,
+        "no new restart attempts after giving up"
+    );
+    assert!(w.deletes.contains(&vm.name));
+    assert_eq!(w.vms.len(), 1);
+    let st = m.status();
+    assert_eq!(
+        st.evictions[0].replacement.as_deref(),
+        Some(replacement.name.as_str())
+    );
 }
