@@ -925,8 +925,23 @@ fn random_event_sequences_keep_the_invariants() {
         let mut w = World::default();
         let mut now = t(0);
         let mut pending: Vec<Input> = Vec::new();
+        // VMs with a Preempt notice, evicted at their NotBefore (Azure always follows through).
+        let mut doomed: Vec<(Timestamp, String)> = Vec::new();
         for _ in 0..400 {
             now = now.plus(Duration::from_millis(rng.next_u64() % 20_000));
+            doomed.retain(|(at, name)| {
+                if *at > now {
+                    return true;
+                }
+                if let Some(vm) = w.vms.get_mut(name) {
+                    if vm.eviction_policy == Some(EvictionPolicy::Deallocate) {
+                        vm.power = PowerState::Deallocated;
+                    } else {
+                        w.vms.remove(name);
+                    }
+                }
+                false
+            });
             let input = match rng.next_u64() % 10 {
                 0 | 1 => w.list(),
                 2 => {
@@ -942,12 +957,16 @@ fn random_event_sequences_keep_the_invariants() {
                     } else {
                         let name = spot[(rng.next_u64() % spot.len() as u64) as usize].clone();
                         match rng.next_u64() % 3 {
-                            0 => Input::Notice {
-                                vm_name: name,
-                                event_type: EventType::Preempt,
-                                not_before: Some(now.plus(Duration::from_secs(30))),
-                                observed_at: now,
-                            },
+                            0 => {
+                                let not_before = now.plus(Duration::from_secs(30));
+                                doomed.push((not_before, name.clone()));
+                                Input::Notice {
+                                    vm_name: name,
+                                    event_type: EventType::Preempt,
+                                    not_before: Some(not_before),
+                                    observed_at: now,
+                                }
+                            }
                             1 => {
                                 let vm = w.vms.get_mut(&name).unwrap();
                                 if vm.eviction_policy == Some(EvictionPolicy::Deallocate) {
@@ -1091,4 +1110,35 @@ fn a_throttled_give_up_delete_does_not_restart_the_restart_window() {
         st.evictions[0].replacement.as_deref(),
         Some(replacement.name.as_str())
     );
+}
+
+#[test]
+fn a_notice_that_did_not_evict_counts_again_and_the_surplus_is_given_back() {
+    let (mut m, mut w) = steady(spec(2));
+    let name = w.vms.keys().next().unwrap().clone();
+    let a = settle(
+        &mut m,
+        &mut w,
+        Input::Notice {
+            vm_name: name.clone(),
+            event_type: EventType::Preempt,
+            not_before: Some(secs(40)),
+            observed_at: secs(10),
+        },
+        secs(10),
+    );
+    assert_eq!(creates(&a).len(), 1);
+    assert_eq!(w.vms.len(), 3);
+    // Still running 10 minutes after NotBefore: the event did not evict it.
+    let a = settle(&mut m, &mut w, Input::Tick, secs(639));
+    assert!(a.iter().all(|a| !matches!(a, Action::Delete { .. })));
+    let a = settle(&mut m, &mut w, Input::Tick, secs(640));
+    assert_eq!(
+        a.iter()
+            .filter(|a| matches!(a, Action::Delete { .. }))
+            .count(),
+        1
+    );
+    assert_eq!(w.vms.len(), 2);
+    assert_eq!(m.status().running, 2);
 }
