@@ -131,6 +131,16 @@ pub enum Input {
         /// Whether its workload is healthy.
         healthy: bool,
     },
+    /// Another pool (or the advisor) learned that an offering refuses capacity: skip it until
+    /// `until`, as if this pool had been refused (Karpenter's cache is shared by all pools).
+    OfferingUnavailable {
+        /// Where.
+        offering: OfferingId,
+        /// For which priority.
+        priority: Priority,
+        /// Until when.
+        until: Timestamp,
+    },
     /// An operation ended. A create returns the VM as observed after it, when the cloud said.
     OperationDone {
         /// Which.
@@ -487,6 +497,19 @@ impl PoolMachine {
                     self.unhealthy_since.remove(&vm_name);
                 } else if self.vms.contains_key(&vm_name) {
                     self.unhealthy_since.entry(vm_name).or_insert(now);
+                }
+            }
+            Input::OfferingUnavailable {
+                offering,
+                priority,
+                until,
+            } => {
+                if until > now {
+                    let entry = self
+                        .unavailable
+                        .entry((lower(&offering), priority))
+                        .or_insert(until);
+                    *entry = (*entry).max(until);
                 }
             }
             Input::OperationDone { op, result } => self.on_done(op, result, now),

@@ -1142,3 +1142,28 @@ fn a_notice_that_did_not_evict_counts_again_and_the_surplus_is_given_back() {
     assert_eq!(w.vms.len(), 2);
     assert_eq!(m.status().running, 2);
 }
+
+#[test]
+fn capacity_errors_learned_by_another_pool_are_skipped_too() {
+    let mut m = PoolMachine::new(spec(1), t(0), 3);
+    let _ = m.handle(
+        Input::OfferingUnavailable {
+            offering: OfferingId::new("STANDARD_D4S_V5", "r0"),
+            priority: Priority::Spot,
+            until: t(180_000),
+        },
+        t(0),
+    );
+    // Already expired: ignored.
+    let _ = m.handle(
+        Input::OfferingUnavailable {
+            offering: OfferingId::new("Standard_D4s_v5", "r1"),
+            priority: Priority::Spot,
+            until: t(0),
+        },
+        t(0),
+    );
+    let a = m.handle(Input::Observed(vec![]), t(0));
+    assert_eq!(creates(&a)[0].offering.region, "r1");
+    assert_eq!(m.status().unavailable.len(), 1);
+}
