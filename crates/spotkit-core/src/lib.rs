@@ -15,6 +15,7 @@ pub mod agent;
 pub mod backoff;
 pub mod compute;
 pub mod events;
+pub mod orchestrator;
 pub mod throttle;
 pub mod time;
 pub mod worker;
