@@ -9,4 +9,5 @@
 //!   [`storage::AzureBlobStore`]), authorized by SAS, Shared Key or a managed-identity token.
 
 pub mod imds;
+pub mod prices;
 pub mod storage;
