@@ -8,6 +8,7 @@
 //! - [`storage`]: Queue Storage and Blob Storage over REST ([`storage::AzureQueue`],
 //!   [`storage::AzureBlobStore`]), authorized by SAS, Shared Key or a managed-identity token.
 
+pub mod advisor_data;
 pub mod imds;
 pub mod prices;
 pub mod storage;
