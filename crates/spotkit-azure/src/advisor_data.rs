@@ -595,6 +595,113 @@ impl AdvisorSource for LiveSource {
     }
 }
 
+/// [`ArmAdvisorApi`] over the `arm` clients: Resource SKUs, Resource Graph `SpotResources` and
+/// Spot Placement Score (regional scores; batched 8 regions x 5 sizes by the client).
+pub struct ArmData {
+    client: Arc<crate::arm::ArmClient>,
+}
+
+impl ArmData {
+    /// Wraps a client.
+    #[must_use]
+    pub fn new(client: Arc<crate::arm::ArmClient>) -> Self {
+        Self { client }
+    }
+}
+
+fn arm_failure(what: &'static str) -> impl FnOnce(crate::arm::ArmError) -> AdvisorDataError {
+    move |e| AdvisorDataError::Arm {
+        what,
+        message: e.to_string(),
+    }
+}
+
+impl ArmAdvisorApi for ArmData {
+    fn base_url(&self) -> String {
+        self.client
+            .base_url()
+            .as_str()
+            .trim_end_matches('/')
+            .to_string()
+    }
+
+    fn skus<'a>(
+        &'a self,
+        subscription: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<SkuRecord>, AdvisorDataError>> {
+        Box::pin(async move {
+            let skus = crate::arm::list_vm_skus(&self.client, subscription, None)
+                .await
+                .map_err(arm_failure("Resource SKUs"))?;
+            Ok(skus
+                .into_iter()
+                .map(|s| SkuRecord {
+                    name: s.name,
+                    family: s.family,
+                    vcpus: s.vcpus,
+                    memory_gib: s.memory_gib,
+                    low_priority_capable: s.low_priority_capable,
+                    locations: s.locations,
+                    restricted_locations: s.restricted_locations.into_iter().collect(),
+                })
+                .collect())
+        })
+    }
+
+    fn eviction_rates<'a>(
+        &'a self,
+        subscription: &'a str,
+        sizes: &'a [String],
+        regions: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<EvictionRecord>, AdvisorDataError>> {
+        Box::pin(async move {
+            let subs = [subscription.to_string()];
+            let rows = crate::arm::spot_eviction_rates(&self.client, &subs, sizes, regions)
+                .await
+                .map_err(arm_failure("eviction rates (Resource Graph SpotResources)"))?;
+            Ok(rows
+                .into_iter()
+                .map(|r| EvictionRecord {
+                    sku: r.sku,
+                    location: r.location,
+                    band: r.band.to_string(),
+                })
+                .collect())
+        })
+    }
+
+    fn placement_scores<'a>(
+        &'a self,
+        subscription: &'a str,
+        sizes: &'a [String],
+        regions: &'a [String],
+        desired_count: u32,
+    ) -> BoxFuture<'a, Result<Vec<PlacementRecord>, AdvisorDataError>> {
+        Box::pin(async move {
+            let rows = crate::arm::spot_placement_scores(
+                &self.client,
+                subscription,
+                sizes,
+                regions,
+                desired_count,
+                false,
+            )
+            .await
+            .map_err(arm_failure("Spot Placement Scores"))?;
+            Ok(rows
+                .into_iter()
+                .map(|r| PlacementRecord {
+                    sku: r.sku,
+                    region: r.region,
+                    zone: r.zone,
+                    score: r.score.as_str().to_string(),
+                    quota_available: r.quota_available,
+                })
+                .collect())
+        })
+    }
+}
+
 /// `2026-12-02T04:00:00Z`.
 #[must_use]
 pub fn rfc3339(at: Timestamp) -> String {

@@ -14,8 +14,11 @@ use std::time::Duration;
 use anyhow::{Context as _, anyhow};
 use serde_json::json;
 use spotkit_azure::advisor_data::{
-    AdvisorSnapshot, AdvisorSource, FetchRequest, FileCache, LiveSource, assemble_offerings,
-    read_snapshot, write_snapshot,
+    AdvisorSnapshot, AdvisorSource, ArmAdvisorApi, ArmData, FetchRequest, FileCache, LiveSource,
+    assemble_offerings, read_snapshot, write_snapshot,
+};
+use spotkit_azure::arm::{
+    ArmClient, ArmClientOptions, CredentialChoice, EntraCredential, StaticToken, TokenProvider,
 };
 use spotkit_azure::prices::{DEFAULT_PRICES_URL, RetailPricesClient, RetryPolicy, os_serde};
 use spotkit_cloud::{Clock, SystemClock};
@@ -210,7 +213,11 @@ async fn run(args: AdviseArgs) -> Result<u8, Failure> {
     Ok(0)
 }
 
-async fn fetch(f: &AdviseFlags, os: Os, now: spotkit_core::Timestamp) -> Result<AdvisorSnapshot, Failure> {
+async fn fetch(
+    f: &AdviseFlags,
+    os: Os,
+    now: spotkit_core::Timestamp,
+) -> Result<AdvisorSnapshot, Failure> {
     if f.regions.is_empty() {
         return Err(Failure::usage(anyhow!(
             "--regions is required (e.g. --regions eastus,westus2), or give --snapshot FILE"
@@ -221,8 +228,8 @@ async fn fetch(f: &AdviseFlags, os: Os, now: spotkit_core::Timestamp) -> Result<
             "--subscription (or AZURE_SUBSCRIPTION_ID) is required: VM sizes, eviction bands and placement scores come from ARM; or give --snapshot FILE"
         )));
     };
-    let prices = RetailPricesClient::new(&f.prices_url, RetryPolicy::default())
-        .map_err(Failure::usage)?;
+    let prices =
+        RetailPricesClient::new(&f.prices_url, RetryPolicy::default()).map_err(Failure::usage)?;
     let cache = if f.no_cache {
         None
     } else {
@@ -231,7 +238,7 @@ async fn fetch(f: &AdviseFlags, os: Os, now: spotkit_core::Timestamp) -> Result<
             .or_else(FileCache::default_dir)
             .map(FileCache::new)
     };
-    let arm = crate::advise_arm::connect(&f.arm_url, &f.credential).map_err(Failure::usage)?;
+    let arm = connect_arm(&f.arm_url, &f.credential).map_err(Failure::usage)?;
     let source = LiveSource {
         prices,
         arm: Some((arm, subscription)),
@@ -267,12 +274,7 @@ fn exclusion_key(e: Exclusion) -> &'static str {
 }
 
 fn score_name(s: Option<PlacementScore>) -> &'static str {
-    match s {
-        Some(PlacementScore::High) => "High",
-        Some(PlacementScore::Medium) => "Medium",
-        Some(PlacementScore::Low) => "Low",
-        None => "-",
-    }
+    s.map_or("-", PlacementScore::as_str)
 }
 
 fn vms_at(allocation: &Allocation, index: usize) -> u32 {
@@ -398,8 +400,19 @@ fn render_table(
         return out;
     }
     let header = [
-        "rank", "size", "region", "vCPU", "GiB", "spot $/h", "payg $/h", "band", "score",
-        "useful", "$/useful vCPU-h", "vs payg", "VMs",
+        "rank",
+        "size",
+        "region",
+        "vCPU",
+        "GiB",
+        "spot $/h",
+        "payg $/h",
+        "band",
+        "score",
+        "useful",
+        "$/useful vCPU-h",
+        "vs payg",
+        "VMs",
     ];
     let mut rows: Vec<Vec<String>> = vec![header.iter().map(|s| (*s).to_string()).collect()];
     for (i, r) in advice.ranked.iter().enumerate() {
@@ -412,7 +425,8 @@ fn render_table(
             format!("{:.1}", o.memory_gib),
             money(o.spot_price),
             money(o.payg_price),
-            o.band.map_or_else(|| "unknown".to_string(), |b| b.to_string()),
+            o.band
+                .map_or_else(|| "unknown".to_string(), |b| b.to_string()),
             score_name(o.placement).to_string(),
             format!("{:.1}%", r.useful_fraction * 100.0),
             format!("{:.6}", r.cost_per_useful_vcpu_hour),
@@ -474,5 +488,17 @@ fn write_exclusions(out: &mut String, advice: &Advice) {
     }
 }
 
-/// The ARM-backed data source.
-pub fn arm_source_for(_: Arc<()>) {}
+/// The ARM side: a static bearer token from `SPOTKIT_ARM_TOKEN` (the simulator, or
+/// `az account get-access-token` output), else the chosen Entra ID credential.
+fn connect_arm(url: &str, credential: &str) -> anyhow::Result<Arc<dyn ArmAdvisorApi>> {
+    let tokens: Arc<dyn TokenProvider> = match std::env::var("SPOTKIT_ARM_TOKEN") {
+        Ok(t) if !t.trim().is_empty() => Arc::new(StaticToken::new(t.trim())),
+        _ => {
+            let choice = CredentialChoice::parse(credential)?;
+            Arc::new(EntraCredential::from_environment(choice)?)
+        }
+    };
+    let client = ArmClient::new(url, tokens, ArmClientOptions::default())
+        .with_context(|| format!("--arm-url {url}"))?;
+    Ok(Arc::new(ArmData::new(Arc::new(client))))
+}

@@ -4,6 +4,7 @@
 //! 1 a runtime failure (reported on stderr); 2 bad flags, environment or config file.
 
 mod admin;
+mod advise_cmd;
 mod agent_cmd;
 mod backends;
 mod bench;
@@ -43,6 +44,8 @@ enum Command {
     ImdsEmulator(emulator_cmd::EmulatorArgs),
     /// Run a local demonstration: an agent, a workload and a Preempt from the IMDS emulator.
     Demo(demo::DemoArgs),
+    /// Rank VM sizes and regions for spot: price, eviction band, placement score, expected cost.
+    Advise(Box<advise_cmd::AdviseArgs>),
     /// Benchmarks (not timed tests): figures for docs/benchmarks.md.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -101,6 +104,10 @@ fn main() -> ExitCode {
         Command::Demo(args) => {
             logging::init(log_format.as_deref());
             demo::main(&args)
+        }
+        Command::Advise(args) => {
+            logging::init(log_format.as_deref());
+            advise_cmd::main(*args)
         }
         Command::Bench(cmd) => {
             logging::init(log_format.as_deref());

@@ -860,14 +860,6 @@ fn graph_answer(f: &Facade, body: &[u8]) -> Response {
 // ---------------------------------------------------------------------------------------------
 // Spot Placement Score
 
-fn score_text(s: PlacementScore) -> &'static str {
-    match s {
-        PlacementScore::High => "High",
-        PlacementScore::Medium => "Medium",
-        PlacementScore::Low => "Low",
-    }
-}
-
 /// The score for `count` VMs where `capacity` are obtainable: the model's own score, lowered
 /// when the count eats into the capacity (more than half: Medium; more than all: Low).
 fn score_for(model: PlacementScore, capacity: u32, count: u32) -> PlacementScore {
@@ -987,7 +979,7 @@ async fn placement_scores(
             let score_of = |capacity: u32| match (info, o) {
                 (None, _) => "DataNotFoundOrStale".to_string(),
                 (Some(s), Some(o)) if s.spot_capable && o.spot_linux.is_some() => {
-                    score_text(score_for(o.placement, capacity, count)).to_string()
+                    score_for(o.placement, capacity, count).as_str().to_string()
                 }
                 _ => "RestrictedSkuNotAvailable".to_string(),
             };
