@@ -8,6 +8,7 @@ mod advise_cmd;
 mod agent_cmd;
 mod backends;
 mod bench;
+mod bench_advisor;
 mod bench_worker;
 mod config;
 mod demo;
