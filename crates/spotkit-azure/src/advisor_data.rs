@@ -11,7 +11,7 @@
 //!
 //! Joins are case-insensitive on size and region (Resource Graph lower-cases size names).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
@@ -284,9 +284,10 @@ fn key(a: &str, b: &str) -> (String, String) {
 /// A zonal placement answer counts as its best zone. Sorted by size, then region.
 #[must_use]
 pub fn assemble_offerings(snapshot: &AdvisorSnapshot) -> Vec<Offering> {
+    // Hash maps for lookups only: the output order comes from the final sort, not from them.
     let os = snapshot.os;
-    let mut spot: BTreeMap<(String, String), f64> = BTreeMap::new();
-    let mut payg: BTreeMap<(String, String), f64> = BTreeMap::new();
+    let mut spot: HashMap<(String, String), f64> = HashMap::new();
+    let mut payg: HashMap<(String, String), f64> = HashMap::new();
     for p in snapshot.prices.iter().filter(|p| p.os == os) {
         let map = match p.kind {
             PriceKind::Spot => &mut spot,
@@ -294,13 +295,13 @@ pub fn assemble_offerings(snapshot: &AdvisorSnapshot) -> Vec<Offering> {
         };
         map.insert(key(&p.sku, &p.region), p.price_per_hour);
     }
-    let bands: BTreeMap<(String, String), EvictionBand> = snapshot
+    let bands: HashMap<(String, String), EvictionBand> = snapshot
         .eviction_rates
         .iter()
         .filter_map(|e| Some((key(&e.sku, &e.location), EvictionBand::parse(&e.band)?)))
         .collect();
-    let mut placement: BTreeMap<(String, String), PlacementScore> = BTreeMap::new();
-    let mut restricted_by_score: BTreeSet<(String, String)> = BTreeSet::new();
+    let mut placement: HashMap<(String, String), PlacementScore> = HashMap::new();
+    let mut restricted_by_score: HashSet<(String, String)> = HashSet::new();
     for s in &snapshot.placement_scores {
         let k = key(&s.sku, &s.region);
         if s.score.eq_ignore_ascii_case("RestrictedSkuNotAvailable") {
@@ -317,7 +318,7 @@ pub fn assemble_offerings(snapshot: &AdvisorSnapshot) -> Vec<Offering> {
         .map(|r| r.to_ascii_lowercase())
         .collect();
     let mut out = Vec::new();
-    let mut seen = BTreeSet::new();
+    let mut seen = HashSet::new();
     for sku in &snapshot.skus {
         for region in &sku.locations {
             let k = key(&sku.name, region);

@@ -196,7 +196,13 @@ async fn run(args: AdviseArgs) -> Result<u8, Failure> {
     let req = requirements(f, regions)?;
     let offerings = assemble_offerings(&snapshot);
     let advice = rank(&offerings, &req);
-    let allocation = allocate(&advice, f.count, f.share_cap);
+    let mut allocation = allocate(&advice, f.count, f.share_cap);
+    if !snapshot.placement_scores.is_empty() && snapshot.desired_count != f.count {
+        allocation.warnings.push(format!(
+            "placement scores were fetched for {} VMs, not --count {}; fetch again for scores that fit",
+            snapshot.desired_count, f.count
+        ));
+    }
     let text = match f.output.as_str() {
         "json" => {
             serde_json::to_string_pretty(&to_json(&snapshot, &req, f, &advice, &allocation))
