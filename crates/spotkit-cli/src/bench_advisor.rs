@@ -103,16 +103,43 @@ fn generate(sizes: usize, regions: usize, seed: u64) -> AdvisorSnapshot {
     snap
 }
 
-fn median_of(iterations: usize, mut f: impl FnMut() -> usize) -> (Duration, usize) {
-    let mut times = Vec::with_capacity(iterations);
+/// CPU time of this thread (`/proc/thread-self/schedstat`, first field, ns): unlike wall time
+/// it does not grow when other processes share the cores.
+fn thread_cpu() -> Option<Duration> {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns: u64 = text.split_whitespace().next()?.parse().ok()?;
+    Some(Duration::from_nanos(ns))
+}
+
+/// Median wall time and median CPU time of `f` over `iterations` runs.
+fn median_of(
+    iterations: usize,
+    mut f: impl FnMut() -> usize,
+) -> (Duration, Option<Duration>, usize) {
+    let mut wall = Vec::with_capacity(iterations);
+    let mut cpu = Vec::with_capacity(iterations);
     let mut keep = 0;
     for _ in 0..iterations.max(1) {
+        let cpu_start = thread_cpu();
         let start = Instant::now();
         keep = std::hint::black_box(f());
-        times.push(start.elapsed());
+        wall.push(start.elapsed());
+        if let (Some(a), Some(b)) = (cpu_start, thread_cpu()) {
+            cpu.push(b.saturating_sub(a));
+        }
     }
-    times.sort();
-    (times[times.len() / 2], keep)
+    wall.sort();
+    cpu.sort();
+    let cpu_median = (cpu.len() == wall.len()).then(|| cpu[cpu.len() / 2]);
+    (wall[wall.len() / 2], cpu_median, keep)
+}
+
+fn line(label: &str, (wall, cpu, _): (Duration, Option<Duration>, usize)) -> String {
+    format!(
+        "  {label:<40} wall {:>8.2} ms   cpu {:>8}",
+        ms(wall),
+        cpu.map_or_else(|| "n/a".to_string(), |c| format!("{:.2} ms", ms(c)))
+    )
 }
 
 fn ms(d: Duration) -> f64 {
@@ -129,8 +156,8 @@ pub fn bench_advisor(args: &AdvisorBench) -> anyhow::Result<u8> {
         min_placement: None,
         ..Requirements::default()
     };
-    let (clone, _) = median_of(args.iterations, || offerings.clone().len());
-    let (sort, _) = median_of(args.iterations, || {
+    let clone = median_of(args.iterations, || offerings.clone().len());
+    let sort = median_of(args.iterations, || {
         let mut v = offerings.clone();
         v.sort_by(|a, b| {
             a.spot_price
@@ -139,41 +166,46 @@ pub fn bench_advisor(args: &AdvisorBench) -> anyhow::Result<u8> {
         });
         v.len()
     });
-    let (ranking, ranked) = median_of(args.iterations, || {
+    let ranking = median_of(args.iterations, || {
         let advice = rank(&offerings, &req);
         let allocation = allocate(&advice, 100, 0.2);
         advice.ranked.len() + allocation.placements.len()
     });
-    let (assemble, _) = median_of(args.iterations.min(10), || {
+    let assemble = median_of(args.iterations.min(10), || {
         assemble_offerings(&snapshot).len()
     });
+    let ratio = |a: (Duration, Option<Duration>, usize), b: (Duration, Option<Duration>, usize)| {
+        let (x, y) = match (a.1, b.1) {
+            (Some(x), Some(y)) => (x, y),
+            _ => (a.0, b.0),
+        };
+        x.as_secs_f64() / y.as_secs_f64().max(1e-9)
+    };
     println!(
-        "advisor ranking: {} sizes x {} regions = {} offerings ({} ranked + allocated), median of {} runs",
+        "advisor ranking: {} sizes x {} regions = {} offerings ({} ranked), medians of {} runs",
         args.sizes,
         args.regions,
         offerings.len(),
-        ranked,
+        rank(&offerings, &req).ranked.len(),
         args.iterations
     );
+    println!("{}", line("baseline: clone the offerings", clone));
+    println!("{}", line("baseline: clone + sort by spot price", sort));
+    println!("{}", line("rank + allocate (100 VMs)", ranking));
     println!(
-        "  baseline clone of the offerings        {:>9.2} ms",
-        ms(clone)
+        "  rank + allocate / (clone + sort) = {:.2} (CPU time when available)",
+        ratio(ranking, sort)
     );
     println!(
-        "  baseline clone + sort by spot price    {:>9.2} ms",
-        ms(sort)
+        "{}",
+        line("assemble_offerings (join the snapshot)", assemble)
     );
     println!(
-        "  rank + allocate                        {:>9.2} ms   ({:.2}x the clone+sort baseline)",
-        ms(ranking),
-        ranking.as_secs_f64() / sort.as_secs_f64().max(1e-9)
-    );
-    println!(
-        "  assemble_offerings (join the snapshot) {:>9.2} ms   ({} prices, {} bands, {} scores)",
-        ms(assemble),
+        "  snapshot: {} prices, {} bands, {} placement scores, {} SKUs",
         snapshot.prices.len(),
         snapshot.eviction_rates.len(),
-        snapshot.placement_scores.len()
+        snapshot.placement_scores.len(),
+        snapshot.skus.len()
     );
     Ok(0)
 }
