@@ -409,6 +409,16 @@ pub fn resource_group_of(id: &str) -> Option<&str> {
     None
 }
 
+/// ARM's region name: `West US` (a display name some answers use) is `westus`.
+#[must_use]
+pub fn normalize_region(location: &str) -> String {
+    location
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect::<String>()
+        .to_ascii_lowercase()
+}
+
 fn parse_rfc3339(s: &str) -> Option<Timestamp> {
     let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()?;
     i64::try_from(t.unix_timestamp_nanos() / 1_000_000)
@@ -453,7 +463,7 @@ impl VirtualMachine {
                     .as_ref()
                     .and_then(|h| h.vm_size.clone())
                     .unwrap_or_default(),
-                self.location.clone(),
+                normalize_region(&self.location),
             ),
             id,
             priority,

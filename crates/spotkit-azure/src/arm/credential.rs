@@ -457,6 +457,30 @@ mod tests {
         assert!(!format!("{source:?}").contains("sekrit"));
     }
 
+    #[tokio::test]
+    async fn an_imds_source_refuses_other_scopes_without_asking_imds() {
+        use crate::storage::ImdsTokenOptions;
+        // Port 9 (discard) on loopback: a request there would fail as Unavailable, not Refused.
+        let imds = ImdsManagedIdentity::new(
+            &ImdsTokenOptions {
+                base_url: "http://127.0.0.1:9".to_string(),
+                ..ImdsTokenOptions::default()
+            },
+            Arc::new(spotkit_cloud::SystemClock),
+        )
+        .unwrap();
+        match TokenProvider::token(&imds, ARM_SCOPE).await {
+            Err(TokenError::Refused { detail }) => {
+                assert!(detail.contains("https://management.azure.com/"), "{detail}");
+            }
+            other => panic!("expected Refused, got {other:?}"),
+        }
+        assert!(matches!(
+            TokenProvider::token(&imds, "https://storage.azure.com/.default").await,
+            Err(TokenError::Unavailable { .. })
+        ));
+    }
+
     #[test]
     fn scopes_map_to_imds_resources() {
         assert_eq!(
