@@ -6,7 +6,7 @@
 //! | Retail Prices | `GET /api/retail/prices?$filter=...&$skip=N&currencyCode='EUR'` |
 //! | Resource SKUs | `GET /subscriptions/{sub}/providers/Microsoft.Compute/skus?api-version=2021-07-01[&$filter=location eq 'x']` |
 //! | Resource Graph | `POST /providers/Microsoft.ResourceGraph/resources?api-version=2024-04-01` (`SpotResources`) |
-//! | Spot Placement Score | `POST /subscriptions/{sub}/providers/Microsoft.Compute/locations/{loc}/placementScores/spot/generate?api-version=2025-06-05` |
+//! | Spot Placement Score | `POST /subscriptions/{sub}/providers/Microsoft.Compute/locations/{location}/placementScores/spot/generate?api-version=2025-06-05` |
 //!
 //! Start at [`catalog_router`]. The snapshot comes from a [`CatalogProvider`] called once per
 //! request, so a model that moves with time is served as it is *now*. Shapes follow the official
@@ -108,7 +108,7 @@ pub fn catalog_router_with(provider: CatalogProvider, config: CatalogHttpConfig)
             post(resource_graph),
         )
         .route(
-            "/subscriptions/{sub}/providers/Microsoft.Compute/locations/{loc}/placementScores/spot/generate",
+            "/subscriptions/{sub}/providers/Microsoft.Compute/locations/{location}/placementScores/spot/generate",
             post(placement_scores),
         )
         .with_state(Facade {
