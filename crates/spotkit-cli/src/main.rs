@@ -45,7 +45,7 @@ enum Command {
     /// The local Azure spot cloud: ARM compute, per-VM IMDS, evictions, billing.
     #[command(subcommand)]
     Sim(sim_cmd::SimCommand),
-    /// Run a local demonstration: an agent, a workload and a Preempt from the IMDS emulator.
+    /// Run the local demo: a spot pool through an eviction storm on a simulated Azure (1-3 min).
     Demo(demo::DemoArgs),
     /// Benchmarks (not timed tests): figures for docs/benchmarks.md.
     #[command(subcommand)]
@@ -107,7 +107,7 @@ fn main() -> ExitCode {
             sim_cmd::main(cmd)
         }
         Command::Demo(args) => {
-            logging::init(log_format.as_deref());
+            logging::init_with_default(log_format.as_deref(), "warn");
             demo::main(&args)
         }
         Command::Bench(cmd) => {
