@@ -98,7 +98,7 @@ pub fn op_failure(e: &ComputeError) -> OpFailure {
 }
 
 /// Runs one pool's reconcile loop.
-pub struct PoolRunner<C, K> {
+pub struct PoolRunner<C, K: ?Sized> {
     cloud: Arc<C>,
     clock: Arc<K>,
     machine: PoolMachine,
@@ -108,7 +108,7 @@ pub struct PoolRunner<C, K> {
     listing: Vec<VmObservation>,
 }
 
-impl<C: ComputeCloud, K: Clock> PoolRunner<C, K> {
+impl<C: ComputeCloud, K: Clock + ?Sized> PoolRunner<C, K> {
     /// A runner for `machine` on `cloud`; agent reports arrive on `reports`.
     pub fn new(
         cloud: Arc<C>,
@@ -167,8 +167,17 @@ impl<C: ComputeCloud, K: Clock> PoolRunner<C, K> {
         loop {
             if let Some(input) = next.take() {
                 let now = self.clock.now();
-                if let Input::Observed(list) = &input {
-                    self.listing.clone_from(list);
+                match &input {
+                    Input::Observed(list) => self.listing.clone_from(list),
+                    // Show a created VM before the next listing does.
+                    Input::OperationDone {
+                        result: Ok(Some(vm)),
+                        ..
+                    } => match self.listing.iter_mut().find(|v| v.name == vm.name) {
+                        Some(v) => *v = vm.clone(),
+                        None => self.listing.push(vm.clone()),
+                    },
+                    _ => {}
                 }
                 let actions = self.machine.handle(input, now);
                 for action in actions {
