@@ -10,7 +10,7 @@
 //! offering's capacity gone), samples capacity, queue, evictions and cost every second, and at
 //! the end checks that every message's effect was committed exactly once.
 //!
-//! Data flow: sim IMDS -> agent (drains the worker, POSTs the notice) -> notice endpoint ->
+//! Data flow: sim IMDS -> agent (drains the worker, POSTs the notice) -> `notice_router` ->
 //! `PoolRunner` -> ARM calls -> sim -> VM host (starts or kills processes).
 #![allow(clippy::cast_precision_loss)] // counts and milliseconds shown as f64
 
@@ -29,9 +29,8 @@ use spotkit_azure::arm::{
 };
 use spotkit_cloud::{Clock, ObjectStore, Queue, SystemClock};
 use spotkit_core::Timestamp;
-use spotkit_core::events::EventType;
 use spotkit_core::orchestrator::{PoolMachine, PoolStatus};
-use spotkit_orchestrator::{AgentReport, PoolRunner};
+use spotkit_orchestrator::{PoolRunner, notice_router};
 use spotkit_report::{
     Chart, EventKind, EventMarker, Notice, RunReport, Series, SummaryItem, Table, Verdict,
 };
@@ -381,57 +380,6 @@ fn session_members(sid: i32) -> Vec<i32> {
             })
         })
         .collect()
-}
-
-// ----- the notice endpoint -----
-
-/// The agent's notice (docs/agent.md "The notice"); other fields are ignored.
-#[derive(Debug, serde::Deserialize)]
-struct NoticeBody {
-    vm_name: String,
-    event_type: String,
-    not_before: Option<String>,
-    observed_at: String,
-}
-
-fn parse_rfc3339(s: &str) -> Option<Timestamp> {
-    let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()?;
-    i64::try_from(t.unix_timestamp_nanos() / 1_000_000)
-        .ok()
-        .map(Timestamp::from_unix_millis)
-}
-
-/// `POST /notice`: the agent's notice, forwarded to the runner as an [`AgentReport::Notice`].
-/// (A minimal stand-in for the orchestrator's own notice router.)
-fn notice_router(tx: mpsc::Sender<AgentReport>) -> axum::Router {
-    use axum::http::StatusCode;
-    axum::Router::new().route(
-        "/notice",
-        axum::routing::post(move |axum::Json(body): axum::Json<NoticeBody>| {
-            let tx = tx.clone();
-            async move {
-                let Some(event_type) = EventType::parse(&body.event_type) else {
-                    return (StatusCode::UNPROCESSABLE_ENTITY, "unknown event_type");
-                };
-                let Some(observed_at) = parse_rfc3339(&body.observed_at) else {
-                    return (
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        "observed_at is not RFC 3339",
-                    );
-                };
-                let report = AgentReport::Notice {
-                    vm_name: body.vm_name,
-                    event_type,
-                    not_before: body.not_before.as_deref().and_then(parse_rfc3339),
-                    observed_at,
-                };
-                match tx.send(report).await {
-                    Ok(()) => (StatusCode::ACCEPTED, "accepted"),
-                    Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "the orchestrator stopped"),
-                }
-            }
-        }),
-    )
 }
 
 // ----- the pool -----
@@ -818,8 +766,6 @@ async fn run(args: &DemoArgs) -> anyhow::Result<u8> {
     let (reports_tx, reports_rx) = mpsc::channel(1024);
     let notice_listener = tokio::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).await?;
     let notify_url = format!("http://{}/notice", notice_listener.local_addr()?);
-    let notice_task =
-        tokio::spawn(async move { axum::serve(notice_listener, notice_router(reports_tx)).await });
     let arm = ArmClient::new(
         &sim_url,
         Arc::new(StaticToken::new("spotkit-demo")),
@@ -857,6 +803,8 @@ async fn run(args: &DemoArgs) -> anyhow::Result<u8> {
         reports_rx,
     );
     let status: watch::Receiver<PoolStatus> = runner.status();
+    let router = notice_router(reports_tx, runner.view(), clock.clone());
+    let notice_task = tokio::spawn(async move { axum::serve(notice_listener, router).await });
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let runner_task = tokio::spawn(runner.run(async move {
         let _ = stop_rx.await;
@@ -1330,11 +1278,7 @@ mod tests {
     }
 
     #[test]
-    fn notices_and_costs_parse() {
-        assert_eq!(
-            parse_rfc3339("2026-11-26T19:00:30Z").map(Timestamp::unix_millis),
-            Some(1_795_719_630_000)
-        );
+    fn costs_from_the_bill() {
         let bill = serde_json::json!({"total_usd": 0.01, "lines": [
             {"offering": "eastus/Standard_D2s_v5", "compute_seconds": 3600.0, "disk_usd": 0.002}]});
         let payg = HashMap::from([("eastus/Standard_D2s_v5".to_string(), 0.096)]);
