@@ -559,6 +559,7 @@ struct DemoSummary {
     messages_unfinished: u64,
     messages_poisoned: u64,
     handler_completions: u64,
+    messages_resumed_from_checkpoint: u64,
     evictions_with_30s_notice: u32,
     evictions_with_short_notice: u32,
     evictions_without_notice: u32,
@@ -957,9 +958,13 @@ async fn run(args: &DemoArgs) -> anyhow::Result<u8> {
 
     // The checks: every message's effect exactly once.
     let mut effects_per_message: BTreeMap<String, u64> = BTreeMap::new();
+    let mut resumed = 0u64;
     for key in store.list("ledger/").await? {
         if let Some(obj) = store.get(&key).await? {
             let body = String::from_utf8_lossy(&obj.body).to_string();
+            if !body.ends_with("from step 0)") {
+                resumed += 1;
+            }
             let message = body.split(" done").next().unwrap_or_default().to_string();
             *effects_per_message.entry(message).or_insert(0) += 1;
         }
@@ -1023,6 +1028,7 @@ async fn run(args: &DemoArgs) -> anyhow::Result<u8> {
         messages_unfinished: unfinished,
         messages_poisoned: poisoned,
         handler_completions,
+        messages_resumed_from_checkpoint: resumed,
         evictions_with_30s_notice: metrics.evictions[0],
         evictions_with_short_notice: metrics.evictions[1],
         evictions_without_notice: metrics.evictions[2],
@@ -1046,7 +1052,10 @@ async fn run(args: &DemoArgs) -> anyhow::Result<u8> {
     );
     let path = spotkit_report::write_report(&args.out, &report)
         .with_context(|| format!("cannot write the report into {}", args.out.display()))?;
-    summary.report_path = path.display().to_string();
+    summary.report_path = std::fs::canonicalize(&path)
+        .unwrap_or(path)
+        .display()
+        .to_string();
 
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
@@ -1215,6 +1224,10 @@ fn print_summary(s: &DemoSummary) {
     println!(
         "  handler completions     {}   (re-runs after SIGKILL are absorbed by the idempotency ledger)",
         s.handler_completions
+    );
+    println!(
+        "  resumed from checkpoint {}   (interrupted on an evicted VM, finished on another)",
+        s.messages_resumed_from_checkpoint
     );
     println!(
         "  evictions               30 s notice {}, short notice {}, no notice {}",
