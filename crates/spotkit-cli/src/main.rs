@@ -14,6 +14,7 @@ mod config;
 mod demo;
 mod emulator_cmd;
 mod logging;
+mod orchestrate_cmd;
 mod queue_cmd;
 mod sim_cmd;
 mod worker_cmd;
@@ -47,10 +48,16 @@ enum Command {
     /// The local Azure spot cloud: ARM compute, per-VM IMDS, evictions, billing.
     #[command(subcommand)]
     Sim(sim_cmd::SimCommand),
-    /// Run a local demonstration: an agent, a workload and a Preempt from the IMDS emulator.
+    /// Run the local demo: a spot pool through an eviction storm on a simulated Azure (1-3 min).
     Demo(demo::DemoArgs),
     /// Rank VM sizes and regions for spot: price, eviction band, placement score, expected cost.
     Advise(Box<advise_cmd::AdviseArgs>),
+    /// Keep a pool of VMs at its target across evictions (docs/orchestrator.md).
+    Orchestrate(Box<orchestrate_cmd::OrchestrateArgs>),
+    /// Show a pool: VMs, states, cost rate, evictions and replacements, conditions.
+    Status(orchestrate_cmd::StatusArgs),
+    /// Ask ARM to evict a Spot VM as it would for capacity (simulateEviction).
+    SimulateEviction(Box<orchestrate_cmd::SimulateEvictionArgs>),
     /// Benchmarks (not timed tests): figures for docs/benchmarks.md.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -111,12 +118,21 @@ fn main() -> ExitCode {
             sim_cmd::main(cmd)
         }
         Command::Demo(args) => {
-            logging::init(log_format.as_deref());
+            logging::init_with_default(log_format.as_deref(), "warn");
             demo::main(&args)
         }
         Command::Advise(args) => {
             logging::init(log_format.as_deref());
             advise_cmd::main(*args)
+        }
+        Command::Orchestrate(args) => {
+            logging::init(log_format.as_deref());
+            orchestrate_cmd::main(&args)
+        }
+        Command::Status(args) => orchestrate_cmd::status_main(&args),
+        Command::SimulateEviction(args) => {
+            logging::init(log_format.as_deref());
+            orchestrate_cmd::simulate_eviction_main(*args)
         }
         Command::Bench(cmd) => {
             logging::init(log_format.as_deref());

@@ -14,12 +14,15 @@ use std::sync::Arc;
 
 use spotkit_cloud::{Clock, ComputeCloud, ComputeError};
 use spotkit_core::Timestamp;
+use spotkit_core::compute::VmObservation;
 use spotkit_core::events::EventType;
 use spotkit_core::orchestrator::{
     Action, Input, OpFailure, OpId, PoolMachine, PoolStatus, TAG_POOL,
 };
 use tokio::sync::{mpsc, watch};
 use tokio::task::{Id, JoinSet};
+
+use crate::view::StatusView;
 
 /// What agents tell the orchestrator (the notice endpoint parses the HTTP body into this).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -95,15 +98,17 @@ pub fn op_failure(e: &ComputeError) -> OpFailure {
 }
 
 /// Runs one pool's reconcile loop.
-pub struct PoolRunner<C, K> {
+pub struct PoolRunner<C, K: ?Sized> {
     cloud: Arc<C>,
     clock: Arc<K>,
     machine: PoolMachine,
     reports: mpsc::Receiver<AgentReport>,
     status: watch::Sender<PoolStatus>,
+    view: watch::Sender<StatusView>,
+    listing: Vec<VmObservation>,
 }
 
-impl<C: ComputeCloud, K: Clock> PoolRunner<C, K> {
+impl<C: ComputeCloud, K: Clock + ?Sized> PoolRunner<C, K> {
     /// A runner for `machine` on `cloud`; agent reports arrive on `reports`.
     pub fn new(
         cloud: Arc<C>,
@@ -111,14 +116,36 @@ impl<C: ComputeCloud, K: Clock> PoolRunner<C, K> {
         machine: PoolMachine,
         reports: mpsc::Receiver<AgentReport>,
     ) -> Self {
-        let (status, _) = watch::channel(machine.status());
+        let status_now = machine.status();
+        let view_now = StatusView::build(machine.spec(), &status_now, &[], clock.now());
+        let (status, _) = watch::channel(status_now);
+        let (view, _) = watch::channel(view_now);
         Self {
             cloud,
             clock,
             machine,
             reports,
             status,
+            view,
+            listing: Vec::new(),
         }
+    }
+
+    /// The pool's status joined with the last listing and the candidates' prices (what
+    /// `GET /status` answers), updated after every step.
+    #[must_use]
+    pub fn view(&self) -> watch::Receiver<StatusView> {
+        self.view.subscribe()
+    }
+
+    fn publish(&mut self, now: Timestamp) {
+        let status = self.machine.status();
+        // Rebuilding the view costs a pass over the listing; skip it while nobody looks.
+        if self.view.receiver_count() > 0 {
+            let view = StatusView::build(self.machine.spec(), &status, &self.listing, now);
+            self.view.send_replace(view);
+        }
+        self.status.send_replace(status);
     }
 
     /// The pool's status, updated after every step.
@@ -140,6 +167,18 @@ impl<C: ComputeCloud, K: Clock> PoolRunner<C, K> {
         loop {
             if let Some(input) = next.take() {
                 let now = self.clock.now();
+                match &input {
+                    Input::Observed(list) => self.listing.clone_from(list),
+                    // Show a created VM before the next listing does.
+                    Input::OperationDone {
+                        result: Ok(Some(vm)),
+                        ..
+                    } => match self.listing.iter_mut().find(|v| v.name == vm.name) {
+                        Some(v) => *v = vm.clone(),
+                        None => self.listing.push(vm.clone()),
+                    },
+                    _ => {}
+                }
                 let actions = self.machine.handle(input, now);
                 for action in actions {
                     let op = match &action {
@@ -151,7 +190,7 @@ impl<C: ComputeCloud, K: Clock> PoolRunner<C, K> {
                     let id = self.spawn(&mut tasks, action);
                     task_ops.insert(id, op);
                 }
-                self.status.send_replace(self.machine.status());
+                self.publish(now);
             }
             let wake = self.machine.next_wakeup();
             let clock = Arc::clone(&self.clock);
@@ -199,7 +238,8 @@ impl<C: ComputeCloud, K: Clock> PoolRunner<C, K> {
                 let _ = self.machine.handle(input, now);
             }
         }
-        self.status.send_replace(self.machine.status());
+        let now = self.clock.now();
+        self.publish(now);
         self.machine
     }
 

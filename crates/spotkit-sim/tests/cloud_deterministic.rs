@@ -53,6 +53,23 @@ fn storm_scenario_parses_and_runs() {
 }
 
 #[test]
+fn the_demo_scenario_is_3_regions_by_4_sizes_without_stochastic_evictions() {
+    let scenario = Scenario::from_toml(spotkit_sim::cloud::DEMO_SCENARIO_TOML, "demo").unwrap();
+    assert_eq!(scenario.regions.len(), 3);
+    assert_eq!(scenario.sizes.len(), 4);
+    assert_eq!(scenario.offerings.len(), 12);
+    // The demo scripts its storm against the offerings its pool occupies; nothing else evicts.
+    let sim = DeterministicSim::new(scenario, 7, &traces_dir()).unwrap();
+    let report = sim.run_fleet(Duration::from_secs(3600));
+    assert_eq!(
+        report.counts.get("evicted").copied().unwrap_or(0),
+        0,
+        "{:?}",
+        report.counts
+    );
+}
+
+#[test]
 fn traces_scenario_loads_real_traces() {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios/traces.toml");
     if !traces_dir().exists() {

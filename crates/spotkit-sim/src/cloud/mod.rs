@@ -23,9 +23,9 @@ pub use model::{
     OpKind, OpStatus, OpView, SPOT_QUOTA_FAMILY, SharedImds, SpotCloud, VmView,
 };
 pub use scenario::{
-    CapacityDriverSpec, DEFAULT_SCENARIO_TOML, EvictionSettings, FleetSpec, HttpSettings,
-    NoticeWeight, OfferingSpec, PriceStep, QuotaSpec, RegionSpec, Scenario, ScenarioError,
-    ScriptedEvent, ScriptedKind, SizeSpec, TracePolarity, VmSettings,
+    CapacityDriverSpec, DEFAULT_SCENARIO_TOML, DEMO_SCENARIO_TOML, EvictionSettings, FleetSpec,
+    HttpSettings, NoticeWeight, OfferingSpec, PriceStep, QuotaSpec, RegionSpec, Scenario,
+    ScenarioError, ScriptedEvent, ScriptedKind, SizeSpec, TracePolarity, VmSettings,
 };
 pub use sim::{DeterministicSim, RunReport, SIM_SUBSCRIPTION, SimCompute, VirtualClock};
 pub use throttle::{Throttle, ThrottleCategory, ThrottleDecision};

@@ -12,6 +12,10 @@ use spotkit_core::advisor::EvictionBand;
 /// The built-in default scenario (`scenarios/default.toml`).
 pub const DEFAULT_SCENARIO_TOML: &str = include_str!("../../scenarios/default.toml");
 
+/// The scenario of `spotkit demo` (`scenarios/demo.toml`): the default's offerings with
+/// seconds-long VM operations and no stochastic evictions (the demo scripts its storm).
+pub const DEMO_SCENARIO_TOML: &str = include_str!("../../scenarios/demo.toml");
+
 /// Why a scenario could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ScenarioError {
