@@ -24,6 +24,8 @@ pub enum BenchCommand {
     Worker(crate::bench_worker::WorkerBench),
     /// Drain time at shutdown with N handlers in flight.
     Drain(crate::bench_worker::DrainBench),
+    /// Can't Be Late: a job with a deadline over the real 1-node spot traces, per policy.
+    Deadline(crate::bench_deadline::DeadlineBench),
     /// A bare Scheduled Events poll loop: the baseline `bench agent` compares against.
     #[command(hide = true)]
     BarePoll {
@@ -61,6 +63,9 @@ pub fn main(cmd: BenchCommand) -> Result<u8, Failure> {
         }
         BenchCommand::Worker(args) => block_on(crate::bench_worker::bench_worker(&args)),
         BenchCommand::Drain(args) => block_on(crate::bench_worker::bench_drain(&args)),
+        BenchCommand::Deadline(args) => {
+            crate::bench_deadline::bench_deadline(&args).map_err(Failure::runtime)
+        }
         BenchCommand::Agent(args) => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(1)

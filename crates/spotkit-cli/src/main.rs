@@ -7,6 +7,8 @@ mod admin;
 mod agent_cmd;
 mod backends;
 mod bench;
+mod bench_deadline;
+mod bench_traces;
 mod bench_worker;
 mod config;
 mod demo;
