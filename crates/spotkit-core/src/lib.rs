@@ -16,6 +16,7 @@ pub mod backoff;
 pub mod compute;
 pub mod deadline;
 pub mod events;
+pub mod orchestrator;
 pub mod time;
 pub mod worker;
 

@@ -1,0 +1,12 @@
+//! The pool orchestrator around [`spotkit_core::orchestrator::PoolMachine`].
+//!
+//! [`pool`] turns a pool file (TOML, declarative: docs/pools.md) into a validated
+//! [`PoolSpec`](spotkit_core::orchestrator::PoolSpec), resolving advisor filters through the
+//! caller's ranking. [`runner`] is the reconcile loop over a
+//! [`ComputeCloud`](spotkit_cloud::ComputeCloud). The decisions themselves live in the pure core; this crate holds the edges.
+
+pub mod pool;
+pub mod runner;
+
+pub use pool::{PoolError, load_pool, parse_pool};
+pub use runner::{AgentReport, PoolRunner, op_failure};
