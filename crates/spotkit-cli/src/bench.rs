@@ -26,6 +26,8 @@ pub enum BenchCommand {
     Drain(crate::bench_worker::DrainBench),
     /// Can't Be Late: a job with a deadline over the real 1-node spot traces, per policy.
     Deadline(crate::bench_deadline::DeadlineBench),
+    /// A pool of K VMs over the real traces: five policies side by side.
+    Pools(crate::bench_pools::PoolsBench),
     /// A bare Scheduled Events poll loop: the baseline `bench agent` compares against.
     #[command(hide = true)]
     BarePoll {
@@ -63,6 +65,9 @@ pub fn main(cmd: BenchCommand) -> Result<u8, Failure> {
         }
         BenchCommand::Worker(args) => block_on(crate::bench_worker::bench_worker(&args)),
         BenchCommand::Drain(args) => block_on(crate::bench_worker::bench_drain(&args)),
+        BenchCommand::Pools(args) => {
+            crate::bench_pools::bench_pools(&args).map_err(Failure::runtime)
+        }
         BenchCommand::Deadline(args) => {
             crate::bench_deadline::bench_deadline(&args).map_err(Failure::runtime)
         }

@@ -8,6 +8,7 @@ mod agent_cmd;
 mod backends;
 mod bench;
 mod bench_deadline;
+mod bench_pools;
 mod bench_traces;
 mod bench_worker;
 mod config;
