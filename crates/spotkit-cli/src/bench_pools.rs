@@ -60,6 +60,10 @@ pub struct PoolsBench {
     /// How the 0/1 files read.
     #[arg(long, value_enum, default_value_t = OneMeans::Unavailable)]
     pub one_means: OneMeans,
+    /// Policy (d): how long an offering that refused capacity is skipped (the pool file's
+    /// `unavailable_ttl`); default: the orchestrator's own default.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub unavailable_ttl: Option<Duration>,
     /// Only trace sets whose name contains this.
     #[arg(long)]
     pub only: Option<String>,
@@ -393,7 +397,12 @@ fn lower_bound(offers: &[Offer], k: u32, duration: u64) -> Metrics {
 /// (d) The orchestrator's core: a Delete pool with on-demand fallback over every offering,
 /// ranked by spot price, with the documented defaults (max share 0.5, 30 min eviction block,
 /// 3 min unavailable TTL).
-fn orchestrator(offers: &[Offer], k: u32, duration: u64) -> Metrics {
+fn orchestrator(
+    offers: &[Offer],
+    k: u32,
+    duration: u64,
+    unavailable_ttl: Option<Duration>,
+) -> Metrics {
     let mut fleet = Fleet::new(offers, k, "d: spotkit orchestrator");
     let order = by_spot_price(offers);
     let candidates: Vec<Candidate> = order
@@ -411,6 +420,9 @@ fn orchestrator(offers: &[Offer], k: u32, duration: u64) -> Metrics {
         .collect();
     let mut spec = PoolSpec::new("bench", Target::Vms(k), candidates);
     spec.on_demand_fallback = true;
+    if let Some(ttl) = unavailable_ttl {
+        spec.unavailable_ttl = ttl;
+    }
     spec.eviction_policy = EvictionPolicy::Delete;
     spec.template.resource_group = "rg-bench".to_owned();
     spec.template.image = "Canonical:ubuntu-24_04-lts:server:latest".to_owned();
@@ -648,7 +660,7 @@ pub fn bench_pools(args: &PoolsBench) -> anyhow::Result<u8> {
                 all_on_demand(&offers, k, duration),
                 one_offering_deallocate(&offers, k, duration),
                 eager_next_region(&offers, k, duration),
-                orchestrator(&offers, k, duration),
+                orchestrator(&offers, k, duration, args.unavailable_ttl),
                 lower_bound(&offers, k, duration),
             ];
             let (od, lb) = (policies[0].cost_usd, policies[4].cost_usd);
@@ -696,7 +708,7 @@ pub fn bench_pools(args: &PoolsBench) -> anyhow::Result<u8> {
     }
     match args.output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&reports)?),
-        Output::Table => print_table(&reports, k, args.one_means),
+        Output::Table => print_table(&reports, k, args.one_means, args.unavailable_ttl),
     }
     Ok(0)
 }
@@ -705,11 +717,24 @@ fn yes(ok: bool) -> &'static str {
     if ok { "met" } else { "NOT met" }
 }
 
-fn print_table(reports: &[GroupReport], k: u32, one_means: OneMeans) {
+fn print_table(
+    reports: &[GroupReport],
+    k: u32,
+    one_means: OneMeans,
+    unavailable_ttl: Option<Duration>,
+) {
     println!(
         "bench pools: K = {k} VMs, step {STEP} s, provisioning {PROVISION_TIME} s, notice {STEP} s \
          (orchestrator only), checkpoint every {CHECKPOINT_EVERY} s, 0/1 files read 1 = {one_means:?} \
          and scaled to K VMs when available"
+    );
+    println!(
+        "(d) = spotkit_core::orchestrator::PoolMachine, Delete pool with on-demand fallback, \
+         defaults except unavailable_ttl = {}",
+        unavailable_ttl.map_or_else(
+            || "the default (180 s)".to_owned(),
+            |ttl| humantime::format_duration(ttl).to_string()
+        )
     );
     println!(
         "availability = VM-seconds serving (at most K) / (K x duration); cost/a, cost/e = cost relative to (a), (e)"
