@@ -270,7 +270,7 @@ fn print_table(report: &Report) {
         let all_met = set.policies.iter().all(|p| p.deadlines_met == p.runs);
         let cheaper = set.aware_vs_uniform_mean <= 1.0;
         println!(
-            "  deadline-aware / uniform-progress: mean {:.3}, max {:.3}, costlier in {} of {} runs",
+            "  deadline-aware / uniform-progress: mean {:.4}, max {:.3}, costlier in {} of {} runs",
             set.aware_vs_uniform_mean,
             set.aware_vs_uniform_max,
             set.runs_aware_costlier_than_uniform,
