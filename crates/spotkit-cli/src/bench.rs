@@ -28,6 +28,8 @@ pub enum BenchCommand {
     Deadline(crate::bench_deadline::DeadlineBench),
     /// A pool of K VMs over the real traces: five policies side by side.
     Pools(crate::bench_pools::PoolsBench),
+    /// Advisor ranking of a large catalogue against clone and sort baselines.
+    Advisor(crate::bench_advisor::AdvisorBench),
     /// A bare Scheduled Events poll loop: the baseline `bench agent` compares against.
     #[command(hide = true)]
     BarePoll {
@@ -70,6 +72,9 @@ pub fn main(cmd: BenchCommand) -> Result<u8, Failure> {
         }
         BenchCommand::Deadline(args) => {
             crate::bench_deadline::bench_deadline(&args).map_err(Failure::runtime)
+        }
+        BenchCommand::Advisor(args) => {
+            crate::bench_advisor::bench_advisor(&args).map_err(Failure::runtime)
         }
         BenchCommand::Agent(args) => {
             let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -4,9 +4,11 @@
 //! 1 a runtime failure (reported on stderr); 2 bad flags, environment or config file.
 
 mod admin;
+mod advise_cmd;
 mod agent_cmd;
 mod backends;
 mod bench;
+mod bench_advisor;
 mod bench_deadline;
 mod bench_pools;
 mod bench_traces;
@@ -50,6 +52,8 @@ enum Command {
     Sim(sim_cmd::SimCommand),
     /// Run a local demonstration: an agent, a workload and a Preempt from the IMDS emulator.
     Demo(demo::DemoArgs),
+    /// Rank VM sizes and regions for spot: price, eviction band, placement score, expected cost.
+    Advise(Box<advise_cmd::AdviseArgs>),
     /// Benchmarks (not timed tests): figures for docs/benchmarks.md.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -112,6 +116,10 @@ fn main() -> ExitCode {
         Command::Demo(args) => {
             logging::init(log_format.as_deref());
             demo::main(&args)
+        }
+        Command::Advise(args) => {
+            logging::init(log_format.as_deref());
+            advise_cmd::main(*args)
         }
         Command::Bench(cmd) => {
             logging::init(log_format.as_deref());

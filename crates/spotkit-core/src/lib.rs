@@ -17,6 +17,7 @@ pub mod compute;
 pub mod deadline;
 pub mod events;
 pub mod orchestrator;
+pub mod throttle;
 pub mod time;
 pub mod worker;
 

@@ -552,3 +552,57 @@ async fn injected_faults_answer_the_next_requests() {
     assert_eq!(catalog["offerings"].as_array().unwrap().len(), 12);
     assert_eq!(catalog["offerings"][0]["payg_linux"], 0.096);
 }
+
+#[tokio::test]
+async fn the_catalog_facade_is_served_beside_compute_on_one_listener() {
+    let sim = Sim::start(|_| {}).await;
+    let prices: Value = sim
+        .http
+        .get(format!(
+            "{}/api/retail/prices?api-version=2023-01-01-preview&$filter=armRegionName eq 'eastus'",
+            sim.base
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let items = prices["Items"].as_array().unwrap();
+    assert!(!items.is_empty(), "{prices}");
+    assert!(items.iter().all(|i| i["armRegionName"] == "eastus"));
+    let skus = sim
+        .http
+        .get(format!(
+            "{}/subscriptions/s1/providers/Microsoft.Compute/skus?api-version=2021-07-01",
+            sim.base
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(skus.status(), StatusCode::OK);
+    let scores = sim
+        .http
+        .post(format!(
+            "{}/subscriptions/s1/providers/Microsoft.Compute/locations/eastus/placementScores/spot/generate?api-version=2025-06-05",
+            sim.base
+        ))
+        .json(&json!({"desiredLocations": ["eastus"], "desiredSizes": [{"sku": "Standard_D2s_v5"}], "desiredCount": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(scores.status(), StatusCode::OK);
+    let scores: Value = scores.json().await.unwrap();
+    assert_eq!(scores["placementScores"][0]["sku"], "Standard_D2s_v5");
+    // The compute facade's operation-status route shares the `locations/{location}` segment.
+    let missing = sim
+        .http
+        .get(format!(
+            "{}/subscriptions/s1/providers/Microsoft.Compute/locations/eastus/operations/nope?api-version=2025-04-01",
+            sim.base
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(missing.status(), StatusCode::OK);
+}

@@ -3,6 +3,8 @@
 //! facade serves it under Azure's own APIs (Retail Prices, Resource SKUs, Resource Graph
 //! `SpotResources`, Spot Placement Score), so the advisor runs against the simulator unchanged.
 
+pub mod http;
+
 use spotkit_core::Timestamp;
 use spotkit_core::advisor::{EvictionBand, PlacementScore};
 

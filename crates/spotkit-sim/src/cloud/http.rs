@@ -44,6 +44,7 @@ use super::wire::{
     OperationStatus, VirtualMachine, VirtualMachineListResult, VirtualMachineProperties, rfc3339,
 };
 use crate::catalog::CatalogSnapshot;
+use crate::catalog::http::{CatalogHttpConfig, CatalogProvider, catalog_router_with};
 use crate::imds::ImdsEmulator;
 
 /// Simulated time as real time times a speed factor: `sim = sim_anchor + (real - real_anchor)
@@ -209,8 +210,17 @@ impl SimServer {
         lock(&self.inner.faults).push_back(fault);
     }
 
-    /// Every route.
+    /// Every route: ARM compute, each VM's IMDS, the admin API, and the catalog facade (Retail
+    /// Prices, Resource SKUs, Resource Graph, Spot Placement Score) over the model's catalog now.
     pub fn router(&self) -> Router {
+        let cloud = self.cloud();
+        let clock = self.clock();
+        let provider: CatalogProvider = Arc::new(move || {
+            let now = clock.now();
+            lock(&cloud).catalog(now)
+        });
+        let clock: Arc<dyn Clock> = self.clock();
+        let catalog = catalog_router_with(provider, CatalogHttpConfig::new(clock));
         Router::new()
             .route(VM_PATH, put(put_vm).get(get_vm).delete(delete_vm))
             .route(&format!("{VM_PATH}/instanceView"), get(get_instance_view))
@@ -240,6 +250,7 @@ impl SimServer {
             .route("/_sim/vms", get(admin_vms))
             .fallback(unknown_route)
             .with_state(self.clone())
+            .merge(catalog)
     }
 
     /// Serves on `listener` until the task ends.

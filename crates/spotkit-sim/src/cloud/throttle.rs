@@ -12,97 +12,10 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use spotkit_core::Timestamp;
+use spotkit_core::throttle::{ArmKind, TokenBucket};
 
-/// A token bucket.
-#[derive(Clone, Debug, PartialEq)]
-struct Bucket {
-    capacity: f64,
-    refill_per_sec: f64,
-    tokens: f64,
-    last: Timestamp,
-}
-
-impl Bucket {
-    fn new(capacity: f64, refill_per_sec: f64, now: Timestamp) -> Self {
-        Self {
-            capacity,
-            refill_per_sec,
-            tokens: capacity,
-            last: now,
-        }
-    }
-
-    fn refill(&mut self, now: Timestamp) {
-        let elapsed = now.since(self.last).as_secs_f64();
-        self.tokens = (self.tokens + elapsed * self.refill_per_sec).min(self.capacity);
-        self.last = self.last.max(now);
-    }
-
-    /// Seconds until one token is there.
-    fn wait(&self) -> Duration {
-        if self.tokens >= 1.0 || self.refill_per_sec <= 0.0 {
-            return Duration::ZERO;
-        }
-        Duration::from_secs_f64(((1.0 - self.tokens) / self.refill_per_sec).max(0.001))
-    }
-
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-    fn remaining(&self) -> u64 {
-        self.tokens.max(0.0).floor() as u64
-    }
-}
-
-/// Which ARM budget and which Compute policy a request draws on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum ThrottleCategory {
-    /// GET of one VM or its instance view.
-    LowCostGet,
-    /// Lists.
-    HighCostGet,
-    /// Operation status polls.
-    GetOperation,
-    /// PUT.
-    PutVm,
-    /// start.
-    UpdateVm,
-    /// delete, deallocate, simulateEviction.
-    DeleteVm,
-}
-
-impl ThrottleCategory {
-    /// The ARM budget: `reads`, `writes` or `deletes`.
-    #[must_use]
-    pub const fn arm_kind(self) -> &'static str {
-        match self {
-            Self::LowCostGet | Self::HighCostGet | Self::GetOperation => "reads",
-            Self::PutVm | Self::UpdateVm => "writes",
-            Self::DeleteVm => "deletes",
-        }
-    }
-
-    /// The Compute policy name in `x-ms-ratelimit-remaining-resource`.
-    #[must_use]
-    pub const fn policy(self) -> &'static str {
-        match self {
-            Self::LowCostGet => "LowCostGet",
-            Self::HighCostGet => "HighCostGet",
-            Self::GetOperation => "GetOperation",
-            Self::PutVm => "PutVM",
-            Self::UpdateVm => "UpdateVM",
-            Self::DeleteVm => "DeleteVM",
-        }
-    }
-
-    /// (subscription max, per-minute refill), (resource max, per-minute refill).
-    const fn compute_limits(self) -> ((f64, f64), Option<(f64, f64)>) {
-        match self {
-            Self::PutVm | Self::UpdateVm | Self::DeleteVm => ((1500.0, 500.0), Some((12.0, 4.0))),
-            Self::LowCostGet => ((24000.0, 8000.0), Some((36.0, 12.0))),
-            Self::HighCostGet => ((900.0, 300.0), None),
-            Self::GetOperation => ((15000.0, 5000.0), Some((45.0, 15.0))),
-        }
-    }
-}
+/// Which Compute policy (and so which ARM budget) a request draws on.
+pub use spotkit_core::throttle::ComputeOperation as ThrottleCategory;
 
 /// The answer for one request.
 #[derive(Clone, Debug, PartialEq)]
@@ -121,9 +34,9 @@ pub struct ThrottleDecision {
 #[derive(Debug)]
 pub struct Throttle {
     scale: f64,
-    arm: BTreeMap<&'static str, Bucket>,
-    compute_subscription: BTreeMap<ThrottleCategory, Bucket>,
-    compute_resource: BTreeMap<(ThrottleCategory, String), Bucket>,
+    arm: BTreeMap<ArmKind, TokenBucket>,
+    compute_subscription: BTreeMap<ThrottleCategory, TokenBucket>,
+    compute_resource: BTreeMap<(ThrottleCategory, String), TokenBucket>,
 }
 
 impl Throttle {
@@ -148,86 +61,90 @@ impl Throttle {
     ) -> ThrottleDecision {
         let scale = self.scale;
         let kind = category.arm_kind();
-        let (arm_capacity, arm_refill) = match kind {
-            "reads" => (250.0, 25.0),
-            _ => (200.0, 10.0),
+        let (arm_capacity, arm_refill) = kind.documented_limit();
+        let arm = self.arm.entry(kind).or_insert_with(|| {
+            TokenBucket::with_rate(
+                f64::from(arm_capacity) * scale,
+                f64::from(arm_refill) * scale,
+                now,
+            )
+        });
+        let per_minute = |(refill, max): (u32, u32)| {
+            TokenBucket::with_rate(
+                f64::from(max) * scale,
+                f64::from(refill) * scale / 60.0,
+                now,
+            )
         };
-        let arm = self
-            .arm
-            .entry(kind)
-            .or_insert_with(|| Bucket::new(arm_capacity * scale, arm_refill * scale, now));
-        arm.refill(now);
-        let ((sub_max, sub_refill), resource_limits) = category.compute_limits();
         let subscription = self
             .compute_subscription
             .entry(category)
-            .or_insert_with(|| Bucket::new(sub_max * scale, sub_refill * scale / 60.0, now));
-        subscription.refill(now);
-        let mut per_resource = match (resource, resource_limits) {
-            (Some(resource), Some((max, refill))) => {
-                let bucket = self
-                    .compute_resource
+            .or_insert_with(|| per_minute(category.subscription_limit()));
+        let mut per_resource = match (resource, category.resource_limit()) {
+            (Some(resource), Some(limit)) => Some(
+                self.compute_resource
                     .entry((category, resource.to_ascii_lowercase()))
-                    .or_insert_with(|| Bucket::new(max * scale, refill * scale / 60.0, now));
-                bucket.refill(now);
-                Some(bucket)
-            }
+                    .or_insert_with(|| per_minute(limit)),
+            ),
             _ => None,
         };
-        let arm = self.arm.get_mut(kind).expect("inserted above");
-        let subscription = self
-            .compute_subscription
-            .get_mut(&category)
-            .expect("inserted above");
         let mut throttled = None;
         let mut exhausted = None;
-        let candidates: [(Option<&Bucket>, String); 3] = [
-            (Some(&*arm), format!("ARM-subscription-{kind}")),
+        let candidates: [(Option<&TokenBucket>, String); 3] = [
+            (
+                Some(&*arm),
+                format!("ARM-subscription-{}", kind.header_suffix()),
+            ),
             (
                 Some(&*subscription),
-                format!("{}SubscriptionMaximum", category.policy()),
+                format!("{}SubscriptionMaximum", category.policy_name()),
             ),
             (
                 per_resource.as_deref(),
-                format!("{}Resource", category.policy()),
+                format!("{}Resource", category.policy_name()),
             ),
         ];
         for (bucket, name) in candidates {
-            if let Some(bucket) = bucket
-                && bucket.tokens < 1.0
-            {
-                let wait = bucket.wait().max(Duration::from_secs(1));
-                if throttled.is_none_or(|longest| wait > longest) {
-                    throttled = Some(wait);
-                    exhausted = Some(name);
+            if let Some(bucket) = bucket {
+                let wait = bucket.wait_at(now);
+                if !wait.is_zero() {
+                    let wait = wait.max(Duration::from_secs(1));
+                    if throttled.is_none_or(|longest| wait > longest) {
+                        throttled = Some(wait);
+                        exhausted = Some(name);
+                    }
                 }
             }
         }
         if throttled.is_none() {
-            arm.tokens -= 1.0;
-            subscription.tokens -= 1.0;
+            // Cannot fail: every bucket had a token at `now`.
+            let _ = arm.try_take(now);
+            let _ = subscription.try_take(now);
             if let Some(bucket) = per_resource.as_mut() {
-                bucket.tokens -= 1.0;
+                let _ = bucket.try_take(now);
             }
         }
         let mut resource_header = format!(
             "Microsoft.Compute/{}SubscriptionMaximum;{}",
-            category.policy(),
-            subscription.remaining()
+            category.policy_name(),
+            subscription.remaining(now)
         );
         if let Some(bucket) = per_resource {
             resource_header.push_str(&format!(
                 ",Microsoft.Compute/{}Resource;{}",
-                category.policy(),
-                bucket.remaining()
+                category.policy_name(),
+                bucket.remaining(now)
             ));
         }
         ThrottleDecision {
             throttled,
             exhausted,
             arm_header: (
-                format!("x-ms-ratelimit-remaining-subscription-{kind}"),
-                arm.remaining(),
+                format!(
+                    "x-ms-ratelimit-remaining-subscription-{}",
+                    kind.header_suffix()
+                ),
+                arm.remaining(now),
             ),
             resource_header,
         }
