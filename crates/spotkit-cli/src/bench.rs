@@ -24,6 +24,10 @@ pub enum BenchCommand {
     Worker(crate::bench_worker::WorkerBench),
     /// Drain time at shutdown with N handlers in flight.
     Drain(crate::bench_worker::DrainBench),
+    /// Can't Be Late: a job with a deadline over the real 1-node spot traces, per policy.
+    Deadline(crate::bench_deadline::DeadlineBench),
+    /// A pool of K VMs over the real traces: five policies side by side.
+    Pools(crate::bench_pools::PoolsBench),
     /// Advisor ranking of a large catalogue against clone and sort baselines.
     Advisor(crate::bench_advisor::AdvisorBench),
     /// A bare Scheduled Events poll loop: the baseline `bench agent` compares against.
@@ -63,6 +67,12 @@ pub fn main(cmd: BenchCommand) -> Result<u8, Failure> {
         }
         BenchCommand::Worker(args) => block_on(crate::bench_worker::bench_worker(&args)),
         BenchCommand::Drain(args) => block_on(crate::bench_worker::bench_drain(&args)),
+        BenchCommand::Pools(args) => {
+            crate::bench_pools::bench_pools(&args).map_err(Failure::runtime)
+        }
+        BenchCommand::Deadline(args) => {
+            crate::bench_deadline::bench_deadline(&args).map_err(Failure::runtime)
+        }
         BenchCommand::Advisor(args) => {
             crate::bench_advisor::bench_advisor(&args).map_err(Failure::runtime)
         }

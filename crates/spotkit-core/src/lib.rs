@@ -14,6 +14,7 @@ pub mod advisor;
 pub mod agent;
 pub mod backoff;
 pub mod compute;
+pub mod deadline;
 pub mod events;
 pub mod orchestrator;
 pub mod throttle;
