@@ -385,7 +385,7 @@ impl<E> Simulation<E> {
 pub fn run_seed(world: World, seed: u64) -> Outcome {
     match world {
         World::Orchestrator => crate::orchestrator::run(seed, false).0,
-        World::Agent => crate::orchestrator::run(seed, false).0,
+        World::Agent => crate::agent::run(seed, false).0,
     }
 }
 

@@ -13,6 +13,7 @@
 //! checkers are separate types, checked after every step, and a violation carries a one-line
 //! replay command ([`replay_command`]). See docs/dst.md.
 
+pub mod agent;
 pub mod harness;
 pub mod orchestrator;
 
