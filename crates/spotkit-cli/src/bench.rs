@@ -24,6 +24,8 @@ pub enum BenchCommand {
     Worker(crate::bench_worker::WorkerBench),
     /// Drain time at shutdown with N handlers in flight.
     Drain(crate::bench_worker::DrainBench),
+    /// Deterministic simulation soak: seeds/s and invariant violations (exit 1 on any).
+    Dst(crate::bench_dst::DstBench),
     /// A bare Scheduled Events poll loop: the baseline `bench agent` compares against.
     #[command(hide = true)]
     BarePoll {
@@ -61,6 +63,7 @@ pub fn main(cmd: BenchCommand) -> Result<u8, Failure> {
         }
         BenchCommand::Worker(args) => block_on(crate::bench_worker::bench_worker(&args)),
         BenchCommand::Drain(args) => block_on(crate::bench_worker::bench_drain(&args)),
+        BenchCommand::Dst(args) => crate::bench_dst::bench_dst(&args),
         BenchCommand::Agent(args) => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(1)

@@ -7,6 +7,7 @@ mod admin;
 mod agent_cmd;
 mod backends;
 mod bench;
+mod bench_dst;
 mod bench_worker;
 mod config;
 mod demo;
