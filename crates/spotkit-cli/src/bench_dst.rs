@@ -18,7 +18,7 @@ pub struct DstBench {
     /// The first seed.
     #[arg(long, default_value_t = 0)]
     first_seed: u64,
-    /// Which world: `all` (each seed in every world), `orchestrator` or `agent`.
+    /// Which world: `all` (each seed in every world), `orchestrator`, `agent` or `worker`.
     #[arg(long, default_value = "all")]
     world: String,
 }
@@ -29,7 +29,7 @@ pub fn bench_dst(args: &DstBench) -> Result<u8, Failure> {
     } else {
         vec![World::from_name(&args.world).ok_or_else(|| {
             Failure::usage(anyhow::anyhow!(
-                "unknown world {:?}: use all, orchestrator or agent",
+                "unknown world {:?}: use all, orchestrator, agent or worker",
                 args.world
             ))
         })?]

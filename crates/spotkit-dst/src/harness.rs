@@ -23,11 +23,13 @@ pub enum World {
     Orchestrator,
     /// `AgentMachine` against `ImdsModel`.
     Agent,
+    /// `WorkerMachine`s against queue and store doubles.
+    Worker,
 }
 
 impl World {
     /// Every world, in the order `run_seeds` cycles through them.
-    pub const ALL: [World; 2] = [World::Orchestrator, World::Agent];
+    pub const ALL: [World; 3] = [World::Orchestrator, World::Agent, World::Worker];
 
     /// The name used on the command line and in replay commands.
     #[must_use]
@@ -35,6 +37,7 @@ impl World {
         match self {
             World::Orchestrator => "orchestrator",
             World::Agent => "agent",
+            World::Worker => "worker",
         }
     }
 
@@ -50,6 +53,7 @@ impl World {
         match self {
             World::Orchestrator => "orchestrator_seeds",
             World::Agent => "agent_seeds",
+            World::Worker => "worker_seeds",
         }
     }
 }
@@ -386,6 +390,7 @@ pub fn run_seed(world: World, seed: u64) -> Outcome {
     match world {
         World::Orchestrator => crate::orchestrator::run(seed, false).0,
         World::Agent => crate::agent::run(seed, false).0,
+        World::Worker => crate::worker::run(seed, false).0,
     }
 }
 

@@ -7,7 +7,10 @@
 //! - [`orchestrator`]: `PoolMachine` against `spotkit_sim::cloud::SpotCloud` through a
 //!   fault-injecting ARM double, with orchestrator crashes, evictions and capacity outages;
 //! - [`agent`]: `AgentMachine` polling `spotkit_sim::imds::ImdsModel` through the real Scheduled
-//!   Events parser, with IMDS faults, clock skew and a workload that drains slowly or never.
+//!   Events parser, with IMDS faults, clock skew and a workload that drains slowly or never;
+//! - [`worker`]: two `WorkerMachine`s against in-memory queue and store doubles with
+//!   visibility timeouts, using spotkit-worker's ledger keys and fence rule, with kills,
+//!   pauses past the lease, storage outages and duplicate deliveries.
 //!
 //! A run has a *safety phase* (faults on) and a *liveness phase* (faults off); invariant
 //! checkers are separate types, checked after every step, and a violation carries a one-line
@@ -16,6 +19,7 @@
 pub mod agent;
 pub mod harness;
 pub mod orchestrator;
+pub mod worker;
 
 pub use harness::{
     Outcome, Simulation, Trace, Violation, World, replay_command, run_seed, run_seeds,

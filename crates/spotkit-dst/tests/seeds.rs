@@ -22,6 +22,7 @@ fn soak(world: World, offset: u64, factor: u64) {
         let (outcome, trace) = match world {
             World::Orchestrator => spotkit_dst::orchestrator::run(seed, true),
             World::Agent => spotkit_dst::agent::run(seed, true),
+            World::Worker => spotkit_dst::worker::run(seed, true),
         };
         for line in &trace {
             println!("{line}");
@@ -53,6 +54,11 @@ fn orchestrator_seeds() {
 #[test]
 fn agent_seeds() {
     soak(World::Agent, 1_000_000, AGENT_SEEDS_FACTOR);
+}
+
+#[test]
+fn worker_seeds() {
+    soak(World::Worker, 2_000_000, 1);
 }
 
 #[test]
