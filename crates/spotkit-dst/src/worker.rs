@@ -47,6 +47,8 @@ enum Event {
         generation: u32,
         id: String,
         step: u32,
+        /// The attempt's fence: the dequeue count of the delivery it started from.
+        fence: u32,
     },
     Chaos,
     Restart {
@@ -255,6 +257,7 @@ impl WorkerWorld {
                 generation,
                 id,
                 step,
+                fence,
             } => {
                 if self.current(w, generation) {
                     if paused(self, w) {
@@ -266,11 +269,12 @@ impl WorkerWorld {
                                 generation,
                                 id,
                                 step,
+                                fence,
                             },
                         );
                         return;
                     }
-                    self.handler_step(w, generation, &id, step);
+                    self.handler_step(w, generation, &id, step, fence);
                 }
             }
             Event::Chaos => {
@@ -428,6 +432,15 @@ impl WorkerWorld {
                 {
                     held.push(first);
                 }
+                self.sim.trace.record(
+                    now,
+                    format!(
+                        "worker {w} received {:?}",
+                        held.iter()
+                            .map(|h| format!("{}#{}", h.id, h.dequeue_count))
+                            .collect::<Vec<_>>()
+                    ),
+                );
                 self.reply(w, WorkerInput::Received(held));
             }
             WorkerAction::Start { id } => self.start_handler(w, &id),
@@ -557,6 +570,10 @@ impl WorkerWorld {
             .rng
             .duration(Duration::from_millis(200), self.settings.lease);
         let generation = self.workers[w].generation;
+        let fence = self.workers[w]
+            .receipts
+            .get(id)
+            .map_or(self.queue[id].dequeue_count, |(_, fence)| *fence);
         self.sim.schedule_in(
             delay,
             Event::HandlerStep {
@@ -564,14 +581,14 @@ impl WorkerWorld {
                 generation,
                 id: id.to_owned(),
                 step: done + 1,
+                fence,
             },
         );
     }
 
-    fn handler_step(&mut self, w: usize, generation: u32, id: &str, step: u32) {
-        let Some(&(_, fence)) = self.workers[w].receipts.get(id) else {
-            return; // settled or forgotten meanwhile
-        };
+    fn handler_step(&mut self, w: usize, generation: u32, id: &str, step: u32, fence: u32) {
+        // The handler runs to its end whatever happened to the lease meanwhile (the runner
+        // only stops it on Forget/Kill); its attempt keeps the fence it started with.
         let (key, steps) = (self.queue[id].key.clone(), self.queue[id].steps);
         // The fenced checkpoint write, as the runner's save_fenced does it.
         let cp = checkpoint_key(&key);
@@ -625,6 +642,7 @@ impl WorkerWorld {
                         generation,
                         id: id.to_owned(),
                         step: step + 1,
+                        fence,
                     },
                 );
             }
