@@ -30,6 +30,8 @@ pub enum BenchCommand {
     Pools(crate::bench_pools::PoolsBench),
     /// Advisor ranking of a large catalogue against clone and sort baselines.
     Advisor(crate::bench_advisor::AdvisorBench),
+    /// Deterministic simulation soak: seeds/s and invariant violations (exit 1 on any).
+    Dst(crate::bench_dst::DstBench),
     /// A bare Scheduled Events poll loop: the baseline `bench agent` compares against.
     #[command(hide = true)]
     BarePoll {
@@ -76,6 +78,7 @@ pub fn main(cmd: BenchCommand) -> Result<u8, Failure> {
         BenchCommand::Advisor(args) => {
             crate::bench_advisor::bench_advisor(&args).map_err(Failure::runtime)
         }
+        BenchCommand::Dst(args) => crate::bench_dst::bench_dst(&args),
         BenchCommand::Agent(args) => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(1)

@@ -12,6 +12,7 @@ mod bench_advisor;
 mod bench_deadline;
 mod bench_pools;
 mod bench_traces;
+mod bench_dst;
 mod bench_worker;
 mod config;
 mod demo;

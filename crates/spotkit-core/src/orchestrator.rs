@@ -303,6 +303,9 @@ pub struct PoolMachine {
     ops: BTreeMap<OpId, InFlight>,
     ops_by_vm: BTreeMap<String, OpId>,
     created_recently: BTreeMap<String, Timestamp>,
+    /// Creates that failed in a way that may have taken effect (a lost reply, a failed
+    /// long-running operation): believed to exist until a listing says, never an eviction.
+    unconfirmed_creates: BTreeSet<String>,
     our_deletes: BTreeMap<String, Timestamp>,
     name_cooldown: BTreeMap<String, Timestamp>,
     notices: BTreeMap<String, NoticeState>,
@@ -357,6 +360,7 @@ impl PoolMachine {
             ops: BTreeMap::new(),
             ops_by_vm: BTreeMap::new(),
             created_recently: BTreeMap::new(),
+            unconfirmed_creates: BTreeSet::new(),
             our_deletes: BTreeMap::new(),
             name_cooldown: BTreeMap::new(),
             notices: BTreeMap::new(),
@@ -535,6 +539,10 @@ impl PoolMachine {
             .filter(|vm| self.member(vm))
             .map(|vm| (vm.name.clone(), vm))
             .collect();
+        for name in fresh.keys() {
+            // Listed: the create took effect after all.
+            self.unconfirmed_creates.remove(name);
+        }
         let old = std::mem::take(&mut self.vms);
         for (name, vm) in old {
             if fresh.contains_key(&name) {
@@ -554,7 +562,19 @@ impl PoolMachine {
                     .ops_by_vm
                     .get(&name)
                     .is_some_and(|op| self.ops[op].class == OpClass::Delete);
-            if !ours && vm.priority == Priority::Spot && !self.evicted_vms.contains_key(&name) {
+            let never_made = self.unconfirmed_creates.remove(&name);
+            if never_made && let Some(id) = self.replacing.remove(&name) {
+                // The replacement was never made: the loss waits for another one.
+                if let Some(rec) = self.evictions.get_mut(&id) {
+                    rec.replacement = None;
+                }
+                self.awaiting_replacement.push_front(id);
+            }
+            if !ours
+                && !never_made
+                && vm.priority == Priority::Spot
+                && !self.evicted_vms.contains_key(&name)
+            {
                 self.record_eviction(&vm, LossSignal::Vanished, now);
             }
             self.forget_vm(&name);
@@ -674,6 +694,7 @@ impl PoolMachine {
         self.given_up.remove(name);
         self.evicted_vms.remove(name);
         self.created_recently.remove(name);
+        self.unconfirmed_creates.remove(name);
     }
 
     fn hold_class(&mut self, class: OpClass, now: Timestamp, retry_after: Option<Duration>) {
@@ -728,6 +749,16 @@ impl PoolMachine {
                 }
                 self.after_observation(&f.vm, now);
             }
+            (OpClass::Create, Err(OpFailure::Transient { .. })) => {
+                // The PUT may have taken effect (a lost reply, a failed long-running operation
+                // that left the VM): forgetting it would create its twin under the next free
+                // name. Believe it exists until a listing (asked for now) says.
+                self.hold_class(OpClass::Create, now, None);
+                self.created_recently
+                    .insert(f.vm.clone(), now.plus(self.spec.list_lag_grace));
+                self.unconfirmed_creates.insert(f.vm.clone());
+                self.observe.next_at = now;
+            }
             (OpClass::Create, Err(e)) => {
                 self.vms.remove(&f.vm);
                 if let Some(id) = self.replacing.remove(&f.vm) {
@@ -777,7 +808,8 @@ impl PoolMachine {
                             now,
                         );
                     }
-                    OpFailure::Transient { .. } => self.hold_class(OpClass::Create, now, None),
+                    // Handled by the arm above: the create may have taken effect.
+                    OpFailure::Transient { .. } => {}
                 }
             }
             (OpClass::Start, Ok(_)) => {

@@ -27,5 +27,8 @@ mod runner;
 pub use envelope::{Envelope, EnvelopeError, encode_envelope, parse_envelope};
 pub use handler::{CheckpointError, Handler, HandlerContext, HandlerResult};
 pub use process::{ProcessHandler, RETRY_LATER_EXIT_CODE};
-pub use records::{PoisonRecord, checkpoint_key, ledger_key};
+pub use records::{
+    PoisonRecord, checkpoint_key, checkpoint_write_allowed, decode_checkpoint, encode_checkpoint,
+    ledger_key,
+};
 pub use runner::{WorkerError, WorkerOptions, WorkerReport, run};

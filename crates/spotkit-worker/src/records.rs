@@ -33,7 +33,7 @@ pub fn checkpoint_key(key: &str) -> String {
 const CHECKPOINT_MAGIC: &[u8] = b"spotkit-checkpoint-v1\n";
 
 /// A checkpoint with the fence (dequeue count) of the attempt that wrote it.
-pub(crate) fn encode_checkpoint(fence: u32, data: &[u8]) -> Vec<u8> {
+pub fn encode_checkpoint(fence: u32, data: &[u8]) -> Vec<u8> {
     let mut out = CHECKPOINT_MAGIC.to_vec();
     out.extend_from_slice(fence.to_string().as_bytes());
     out.push(b'\n');
@@ -42,11 +42,21 @@ pub(crate) fn encode_checkpoint(fence: u32, data: &[u8]) -> Vec<u8> {
 }
 
 /// `(fence, data)`, or `None` for bytes that are not a checkpoint record (treated as no checkpoint).
-pub(crate) fn decode_checkpoint(raw: &[u8]) -> Option<(u32, Vec<u8>)> {
+pub fn decode_checkpoint(raw: &[u8]) -> Option<(u32, Vec<u8>)> {
     let rest = raw.strip_prefix(CHECKPOINT_MAGIC)?;
     let newline = rest.iter().position(|b| *b == b'\n')?;
     let fence = std::str::from_utf8(&rest[..newline]).ok()?.parse().ok()?;
     Some((fence, rest[newline + 1..].to_vec()))
+}
+
+/// The fence rule of checkpoint writes: an attempt with `fence` (its dequeue count) may replace
+/// the stored checkpoint `existing` unless a later attempt (a higher fence) wrote it. Pure, so
+/// the deterministic simulation (spotkit-dst) checks the same rule the runner applies.
+#[must_use]
+pub fn checkpoint_write_allowed(existing: Option<&[u8]>, fence: u32) -> bool {
+    existing
+        .and_then(decode_checkpoint)
+        .is_none_or(|(theirs, _)| theirs <= fence)
 }
 
 /// What goes on the poison queue: the original message and why it was set aside.

@@ -19,7 +19,8 @@ use tokio::task::JoinHandle;
 use crate::envelope::parse_envelope;
 use crate::handler::{CheckpointError, Checkpointer, Handler, HandlerContext, HandlerResult};
 use crate::records::{
-    PoisonRecord, checkpoint_key, decode_checkpoint, encode_checkpoint, ledger_key,
+    PoisonRecord, checkpoint_key, checkpoint_write_allowed, decode_checkpoint, encode_checkpoint,
+    ledger_key,
 };
 
 /// How the worker runs.
@@ -585,9 +586,7 @@ async fn save_fenced<S: ObjectStore>(
         let condition = match current {
             None => WriteCondition::IfAbsent,
             Some(obj) => {
-                if let Some((theirs, _)) = decode_checkpoint(&obj.body)
-                    && theirs > fence
-                {
+                if !checkpoint_write_allowed(Some(&obj.body), fence) {
                     return Err(CheckpointError::Superseded);
                 }
                 WriteCondition::IfMatch(obj.etag)

@@ -12,5 +12,6 @@ pub mod parse;
 
 pub use client::{
     ImdsClient, ImdsClientOptions, MIN_REQUEST_SPACING, SCHEDULED_EVENTS_API_VERSION,
+    start_requests_body,
 };
 pub use parse::{ParsedDocument, SkippedEvent, parse_document};

@@ -1167,3 +1167,106 @@ fn capacity_errors_learned_by_another_pool_are_skipped_too() {
     assert_eq!(creates(&a)[0].offering.region, "r1");
     assert_eq!(m.status().unavailable.len(), 1);
 }
+
+/// Found by the DST harness (spotkit-dst, orchestrator seed 174): a create whose reply was lost
+/// (the PUT took effect, the runner saw a transient error) was forgotten, and the retry used the
+/// lowest free name, a different one: two VMs for one place, above target + surge.
+#[test]
+fn a_create_whose_reply_was_lost_is_not_made_again_under_another_name() {
+    let mut spec = spec(1);
+    spec.limits.max_surge = 0;
+    let (mut m, mut w) = steady(spec);
+    assert_eq!(w.vms.len(), 1);
+    let first = w.vms.keys().next().cloned().expect("one VM");
+    // The VM gets a Preempt: its replacement is created in parallel with the drain.
+    let actions = m.handle(
+        Input::Notice {
+            vm_name: first.clone(),
+            event_type: EventType::Preempt,
+            not_before: Some(secs(130)),
+            observed_at: secs(100),
+        },
+        secs(100),
+    );
+    let create = creates(&actions);
+    assert_eq!(create.len(), 1, "{actions:?}");
+    let replacement = create[0].clone();
+    let Some(Action::Create { op, .. }) =
+        actions.iter().find(|a| matches!(a, Action::Create { .. }))
+    else {
+        panic!("no create in {actions:?}");
+    };
+    // The PUT took effect in the cloud, but the reply was lost.
+    w.vms.insert(
+        replacement.name.clone(),
+        observed(&replacement, PowerState::Running),
+    );
+    // The evicted VM is gone by the time the failure arrives.
+    w.vms.remove(&first);
+    let actions = m.handle(
+        Input::OperationDone {
+            op: *op,
+            result: Err(OpFailure::Transient {
+                message: "connection reset after the request was sent".to_string(),
+            }),
+        },
+        secs(131),
+    );
+    assert!(
+        creates(&actions).is_empty(),
+        "a twin was created: {actions:?}"
+    );
+    // Whatever the machine does next, it adopts the VM and creates nothing more.
+    let mut now = secs(131);
+    let mut pending = actions;
+    for _ in 0..20 {
+        for input in w.perform(pending) {
+            let _ = m.handle(input, now);
+        }
+        now = m.next_wakeup().unwrap_or(now.plus(Duration::from_secs(5)));
+        pending = m.handle(Input::Tick, now);
+    }
+    assert_eq!(w.vms.len(), 1, "VMs: {:?}", w.vms.keys());
+    assert!(w.vms.contains_key(&replacement.name));
+}
+
+/// The other side of the rule above: a create that failed transiently and never took effect
+/// is retried once a listing (after the list-lag grace) shows it absent, and is not mistaken
+/// for an eviction.
+#[test]
+fn a_transiently_failed_create_that_never_took_effect_is_retried_not_counted_as_evicted() {
+    let (mut m, _w) = steady(spec(1));
+    let actions = m.handle(Input::Observed(Vec::new()), secs(200));
+    let create = creates(&actions);
+    assert_eq!(create.len(), 1, "{actions:?}");
+    let name = create[0].name.clone();
+    let Some(Action::Create { op, .. }) =
+        actions.iter().find(|a| matches!(a, Action::Create { .. }))
+    else {
+        panic!("no create");
+    };
+    let before = m.status().evictions.len();
+    let _ = m.handle(
+        Input::OperationDone {
+            op: *op,
+            result: Err(OpFailure::Transient {
+                message: "HTTP 503".to_string(),
+            }),
+        },
+        secs(201),
+    );
+    let _ = m.handle(Input::Observed(Vec::new()), secs(202));
+    let later = secs(202)
+        .plus(m.spec().list_lag_grace)
+        .plus(m.spec().retry_backoff.max);
+    let actions = m.handle(Input::Observed(Vec::new()), later);
+    let again = creates(&actions);
+    assert_eq!(again.len(), 1, "{actions:?}");
+    assert_eq!(again[0].name, name, "the retry uses the same name");
+    assert_eq!(
+        m.status().evictions.len(),
+        before,
+        "no eviction recorded: {:#?}",
+        m.status().evictions
+    );
+}
