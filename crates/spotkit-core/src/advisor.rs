@@ -78,8 +78,15 @@ impl fmt::Display for EvictionBand {
 }
 
 /// Spot Placement Score: the likelihood a spot deployment of the asked count succeeds now.
+///
+/// Ordered from worst to best: a size that cannot be deployed at all, then no data, then
+/// `Low` < `Medium` < `High`, so `score >= min` filters keep only real scores.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum PlacementScore {
+    /// `RestrictedSkuNotAvailable`: the size is restricted for the subscription there.
+    RestrictedSkuNotAvailable,
+    /// `DataNotFoundOrStale`: the service has no current estimate.
+    DataNotFoundOrStale,
     /// Unlikely.
     Low,
     /// Possible.
@@ -89,15 +96,46 @@ pub enum PlacementScore {
 }
 
 impl PlacementScore {
-    /// Parses `High`, `Medium`, `Low` (any case); `DataNotFoundOrStale` and others are `None`.
+    /// Parses the service's strings (any case, spaces ignored): `High`, `Medium`, `Low`,
+    /// `DataNotFoundOrStale`, `RestrictedSkuNotAvailable`; anything else is `None`.
     #[must_use]
     pub fn parse(s: &str) -> Option<Self> {
-        match s.trim().to_ascii_lowercase().as_str() {
+        let compact: String = s
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect::<String>()
+            .to_ascii_lowercase();
+        match compact.as_str() {
             "high" => Some(PlacementScore::High),
             "medium" => Some(PlacementScore::Medium),
             "low" => Some(PlacementScore::Low),
+            "datanotfoundorstale" | "datanotfound" => Some(PlacementScore::DataNotFoundOrStale),
+            "restrictedskunotavailable" | "restrictedsku" => {
+                Some(PlacementScore::RestrictedSkuNotAvailable)
+            }
             _ => None,
         }
+    }
+
+    /// The service's spelling.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            PlacementScore::RestrictedSkuNotAvailable => "RestrictedSkuNotAvailable",
+            PlacementScore::DataNotFoundOrStale => "DataNotFoundOrStale",
+            PlacementScore::Low => "Low",
+            PlacementScore::Medium => "Medium",
+            PlacementScore::High => "High",
+        }
+    }
+
+    /// Whether this is an actual likelihood (`Low`, `Medium`, `High`).
+    #[must_use]
+    pub const fn is_scored(self) -> bool {
+        matches!(
+            self,
+            PlacementScore::Low | PlacementScore::Medium | PlacementScore::High
+        )
     }
 }
 

@@ -60,6 +60,7 @@ pub struct ImdsManagedIdentity {
     http: reqwest::Client,
     clock: Arc<dyn Clock>,
     url: String,
+    resource: String,
     timeout: Duration,
     cache: std::sync::Mutex<Option<Cached>>,
     fetching: tokio::sync::Mutex<()>,
@@ -98,10 +99,17 @@ impl ImdsManagedIdentity {
             http,
             clock,
             url,
+            resource: options.resource.clone(),
             timeout: options.timeout,
             cache: std::sync::Mutex::new(None),
             fetching: tokio::sync::Mutex::new(()),
         })
+    }
+
+    /// The resource (audience) this source fetches tokens for.
+    #[must_use]
+    pub fn resource(&self) -> &str {
+        &self.resource
     }
 
     fn unix_now(&self) -> i64 {

@@ -46,6 +46,7 @@ pub use blob::AzureBlobStore;
 pub use connection_string::ConnectionString;
 pub use imds_token::{ImdsManagedIdentity, ImdsTokenOptions, STORAGE_RESOURCE};
 pub use queue::{AzureQueue, MAX_ENCODED_MESSAGE_BYTES};
+pub(crate) use url::encode;
 pub use url::{ResourceUrl, Service, redact_sas};
 
 /// The storage REST API version sent as `x-ms-version` (Azurite 3.37.0 supports it natively; a

@@ -37,7 +37,21 @@ fn bands_parse_tolerantly() {
         assert_eq!(EvictionBand::parse(s), Some(b), "{s:?}");
     }
     assert_eq!(EvictionBand::parse("high"), None);
-    assert_eq!(PlacementScore::parse("DataNotFoundOrStale"), None);
+    assert_eq!(
+        PlacementScore::parse("DataNotFoundOrStale"),
+        Some(PlacementScore::DataNotFoundOrStale)
+    );
+    assert_eq!(
+        PlacementScore::parse("RestrictedSkuNotAvailable"),
+        Some(PlacementScore::RestrictedSkuNotAvailable)
+    );
+    assert_eq!(
+        PlacementScore::parse("Restricted SKU Not Available"),
+        Some(PlacementScore::RestrictedSkuNotAvailable)
+    );
+    assert_eq!(PlacementScore::parse("excellent"), None);
+    assert!(PlacementScore::DataNotFoundOrStale < PlacementScore::Low);
+    assert!(!PlacementScore::DataNotFoundOrStale.is_scored());
     assert_eq!(PlacementScore::parse("HIGH"), Some(PlacementScore::High));
 }
 
