@@ -6,7 +6,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use spotkit_worker::envelope::{encode_envelope, parse_envelope};
+use spotkit_worker::{encode_envelope, parse_envelope};
 
 const MESSAGE_ID: &str = "fuzz-message-id";
 
