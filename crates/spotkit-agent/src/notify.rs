@@ -39,6 +39,23 @@ impl From<&Notice> for NoticeBody {
     }
 }
 
+/// `url` as it may be logged: the query (which can carry a SAS-style signature or token) and any
+/// password are replaced by `REDACTED`; the origin and path stay, to tell the endpoints apart.
+pub(crate) fn loggable_url(url: &str) -> String {
+    let Ok(mut parsed) = reqwest::Url::parse(url) else {
+        // Not a URL we could send to anyway; show only what cannot be a credential.
+        return url.split(['?', '@']).next().unwrap_or_default().to_string() + "?REDACTED";
+    };
+    if parsed.password().is_some() {
+        let _ = parsed.set_password(Some("REDACTED"));
+    }
+    if parsed.query().is_some() {
+        parsed.set_query(Some("REDACTED"));
+    }
+    parsed.set_fragment(None);
+    parsed.to_string()
+}
+
 /// POSTs `body` to `url`, retrying transport errors and 5xx a few times within `budget`.
 /// Returns whether it was delivered.
 pub(crate) async fn post_notice(
@@ -49,23 +66,54 @@ pub(crate) async fn post_notice(
 ) -> bool {
     let attempts = 3u32;
     let per_try = (budget / attempts).max(Duration::from_millis(200));
+    let shown = loggable_url(url);
+    let url_for_log = shown.as_str();
     for attempt in 1..=attempts {
         match http.post(url).json(body).timeout(per_try).send().await {
             Ok(r) if r.status().is_success() => return true,
             Ok(r) if r.status().is_client_error() => {
                 tracing::warn!(
-                    url,
+                    url = url_for_log,
                     status = r.status().as_u16(),
                     "notice rejected; not retrying"
                 );
                 return false;
             }
-            Ok(r) => tracing::warn!(url, status = r.status().as_u16(), attempt, "notice failed"),
-            Err(e) => tracing::warn!(url, attempt, "notice failed: {e}"),
+            Ok(r) => tracing::warn!(
+                url = url_for_log,
+                status = r.status().as_u16(),
+                attempt,
+                "notice failed"
+            ),
+            Err(e) => tracing::warn!(
+                url = url_for_log,
+                attempt,
+                "notice failed: {}",
+                e.without_url()
+            ),
         }
         if attempt < attempts {
             tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt))).await;
         }
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::loggable_url;
+
+    #[test]
+    fn logged_urls_never_carry_the_query_or_a_password() {
+        assert_eq!(
+            loggable_url("http://127.0.0.1:8080/drain?sig=secret&sv=1"),
+            "http://127.0.0.1:8080/drain?REDACTED"
+        );
+        assert_eq!(
+            loggable_url("https://user:secret@orchestrator.example/notify"),
+            "https://user:REDACTED@orchestrator.example/notify"
+        );
+        assert_eq!(loggable_url("http://h/x"), "http://h/x");
+        assert!(!loggable_url("not a url?token=secret").contains("secret"));
+    }
 }

@@ -410,7 +410,11 @@ fn perform<E: EventSource>(
                 let body = NoticeBody::from(&notice);
                 tokio::spawn(async move {
                     if post_notice(&http, &url, &body, Duration::from_secs(5)).await {
-                        tracing::info!(url, event_id = body.event_id, "orchestrator notified");
+                        tracing::info!(
+                            url = crate::notify::loggable_url(&url),
+                            event_id = body.event_id,
+                            "orchestrator notified"
+                        );
                     }
                 });
             }
@@ -476,7 +480,7 @@ fn perform<E: EventSource>(
                 tokio::spawn(async move {
                     tokio::select! {
                         ok = post_notice(&http, &url, &body, Duration::from_secs(3600)) => {
-                            tracing::info!(url, delivered = ok, "drain callback answered");
+                            tracing::info!(url = crate::notify::loggable_url(&url), delivered = ok, "drain callback answered");
                         }
                         _ = kill.wait_for(|k| *k) => {}
                     }

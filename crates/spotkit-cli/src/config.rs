@@ -215,10 +215,7 @@ impl LoadedFile {
             path: path.to_path_buf(),
             source,
         })?;
-        let config: ConfigFile = toml::from_str(&text).map_err(|e| ConfigError::Parse {
-            path: path.to_path_buf(),
-            message: e.to_string().trim_end().replace('\n', " "),
-        })?;
+        let config = parse_config_text(path, &text)?;
         Ok(Self {
             path: path.to_path_buf(),
             config,
@@ -231,6 +228,17 @@ impl LoadedFile {
             path: self.path.clone(),
         }
     }
+}
+
+/// Parses the text of a config file read from `path` (named in errors only).
+///
+/// # Errors
+/// Invalid TOML, unknown keys, wrong value types: the message names the key and line.
+pub fn parse_config_text(path: &Path, text: &str) -> Result<ConfigFile, ConfigError> {
+    toml::from_str(text).map_err(|e| ConfigError::Parse {
+        path: path.to_path_buf(),
+        message: e.to_string().trim_end().replace('\n', " "),
+    })
 }
 
 /// A raw value with its origin.

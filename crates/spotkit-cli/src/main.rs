@@ -3,6 +3,11 @@
 //! Exit codes: 0 success (or, for `agent` with a workload, the workload's own exit code);
 //! 1 a runtime failure (reported on stderr); 2 bad flags, environment or config file.
 
+#![allow(
+    clippy::result_large_err,
+    reason = "ConfigError (now in the lib, hence visible to this lint) is built at most once, on the way to exit code 2"
+)]
+
 mod admin;
 mod advise_cmd;
 mod agent_cmd;
@@ -14,7 +19,6 @@ mod bench_dst;
 mod bench_pools;
 mod bench_traces;
 mod bench_worker;
-mod config;
 mod demo;
 mod emulator_cmd;
 mod logging;
@@ -24,6 +28,8 @@ mod sim_cmd;
 mod worker_cmd;
 
 use std::process::ExitCode;
+
+use spotkit_cli::config;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 

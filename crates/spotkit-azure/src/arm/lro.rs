@@ -65,6 +65,39 @@ pub struct AsyncOperationStatus {
     pub end_time: Option<String>,
 }
 
+/// Where an operation stands, according to one `Azure-AsyncOperation` status body.
+#[derive(Clone, Debug)]
+pub enum OperationState {
+    /// `InProgress`, or a provider-specific running state: poll again.
+    Running,
+    /// `Succeeded`.
+    Succeeded,
+    /// `Failed` or `Canceled`: always [`ArmError::OperationFailed`].
+    Ended(ArmError),
+}
+
+/// Reads one `Azure-AsyncOperation` status body. Status names are matched without regard to case;
+/// an unknown status counts as running, because providers report their own intermediate states.
+///
+/// # Errors
+/// [`ArmError::Malformed`] when the body is not a status object.
+pub fn parse_operation_status(body: &[u8]) -> Result<OperationState, ArmError> {
+    let op: AsyncOperationStatus = parse_json(body, "Azure-AsyncOperation status")?;
+    Ok(match op.status.to_ascii_lowercase().as_str() {
+        "succeeded" => OperationState::Succeeded,
+        "failed" | "canceled" | "cancelled" => {
+            let error = op.error.unwrap_or_default();
+            OperationState::Ended(ArmError::OperationFailed {
+                status: op.status,
+                code: error.code,
+                message: error.message,
+                details: error.details,
+            })
+        }
+        _ => OperationState::Running,
+    })
+}
+
 enum Monitor {
     AsyncOperation(String),
     Location(String),
@@ -131,23 +164,11 @@ pub async fn wait_for_operation(
             client.send(Method::GET, &url, None, &class).await?;
         wait = retry_after(&poll_headers).unwrap_or(options.poll_interval);
         match &monitor {
-            Monitor::AsyncOperation(_) => {
-                let op: AsyncOperationStatus = parse_json(&body, "Azure-AsyncOperation status")?;
-                match op.status.to_ascii_lowercase().as_str() {
-                    "succeeded" => return Ok(()),
-                    "failed" | "canceled" | "cancelled" => {
-                        let error = op.error.unwrap_or_default();
-                        return Err(ArmError::OperationFailed {
-                            status: op.status,
-                            code: error.code,
-                            message: error.message,
-                            details: error.details,
-                        });
-                    }
-                    // InProgress, or a provider-specific running state.
-                    _ => {}
-                }
-            }
+            Monitor::AsyncOperation(_) => match parse_operation_status(&body)? {
+                OperationState::Succeeded => return Ok(()),
+                OperationState::Ended(failure) => return Err(failure),
+                OperationState::Running => {}
+            },
             Monitor::Location(_) => {
                 if poll_status != 202 {
                     return Ok(());

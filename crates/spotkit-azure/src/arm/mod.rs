@@ -30,7 +30,9 @@ pub use credential::{
 };
 pub use error::{ArmError, ArmErrorDetail, parse_error_body};
 pub use graph::{EvictionRateRow, SpotPriceRow, spot_eviction_rates, spot_price_history};
-pub use lro::{AsyncOperationStatus, LroOptions, wait_for_operation};
+pub use lro::{
+    AsyncOperationStatus, LroOptions, OperationState, parse_operation_status, wait_for_operation,
+};
 pub use placement::{PlacementScoreRow, spot_placement_scores};
 pub use skus::{VmSku, list_vm_skus};
 pub use throttle::{
