@@ -24,6 +24,8 @@ pub enum BenchCommand {
     Worker(crate::bench_worker::WorkerBench),
     /// Drain time at shutdown with N handlers in flight.
     Drain(crate::bench_worker::DrainBench),
+    /// Orchestrator decision time for a large pool, next to cloning its observation list.
+    Orchestrator(OrchestratorBench),
     /// A bare Scheduled Events poll loop: the baseline `bench agent` compares against.
     #[command(hide = true)]
     BarePoll {
@@ -61,6 +63,10 @@ pub fn main(cmd: BenchCommand) -> Result<u8, Failure> {
         }
         BenchCommand::Worker(args) => block_on(crate::bench_worker::bench_worker(&args)),
         BenchCommand::Drain(args) => block_on(crate::bench_worker::bench_drain(&args)),
+        BenchCommand::Orchestrator(args) => {
+            bench_orchestrator(&args);
+            Ok(0)
+        }
         BenchCommand::Agent(args) => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(1)
@@ -353,4 +359,68 @@ async fn bench_agent(args: &AgentBench) -> anyhow::Result<u8> {
         }
     );
     Ok(0)
+}
+
+#[derive(Debug, clap::Args)]
+pub struct OrchestratorBench {
+    /// VMs in the pool.
+    #[arg(long, default_value_t = 10_000)]
+    vms: u32,
+    /// Sizes x regions of the candidate grid.
+    #[arg(long, default_value_t = 8)]
+    sizes: usize,
+    #[arg(long, default_value_t = 6)]
+    regions: usize,
+    /// Decisions timed per case.
+    #[arg(long, default_value_t = 20)]
+    iterations: u32,
+}
+
+/// Decision time of `PoolMachine::handle` on a steady `vms`-VM pool, for a full listing with
+/// nothing to do and for one with a tenth of the VMs gone (a mass eviction: 1,000 replacements
+/// planned at once), each next to the baseline of cloning the listing it is fed.
+fn bench_orchestrator(args: &OrchestratorBench) {
+    use spotkit_core::orchestrator::Input;
+    use spotkit_core::orchestrator::fixture::{running_pool, steady_machine};
+    let start = spotkit_core::Timestamp::from_unix_secs(1_767_225_600);
+    let template = steady_machine(args.vms, args.sizes, args.regions, start);
+    let full = running_pool(template.spec(), args.vms);
+    let tenth = usize::try_from(args.vms / 10).unwrap_or(0);
+    let evicted: Vec<_> = full.iter().skip(tenth).cloned().collect();
+    let report = |case: &str, list: &[spotkit_core::compute::VmObservation]| {
+        let mut clone_ms = Vec::new();
+        let mut decide_ms = Vec::new();
+        let mut actions = 0;
+        for i in 0..args.iterations {
+            let mut m = template.clone();
+            let t0 = Instant::now();
+            let input = list.to_vec();
+            let t1 = Instant::now();
+            let out = m.handle(
+                Input::Observed(input),
+                start.plus(Duration::from_secs(u64::from(i) + 1)),
+            );
+            let t2 = Instant::now();
+            actions = out.len();
+            clone_ms.push((t1 - t0).as_secs_f64() * 1e3);
+            decide_ms.push((t2 - t1).as_secs_f64() * 1e3);
+        }
+        let median = |v: &mut Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        let (c, d) = (median(&mut clone_ms), median(&mut decide_ms));
+        println!(
+            "{case}: {} VMs listed, {actions} actions; decision median {d:.2} ms, clone of the listing {c:.2} ms (ratio {:.1}x), {} iterations",
+            list.len(),
+            d / c.max(1e-9),
+            args.iterations
+        );
+    };
+    println!(
+        "pool of {} VMs on {} x {} candidates",
+        args.vms, args.sizes, args.regions
+    );
+    report("steady", &full);
+    report("a tenth evicted", &evicted);
 }
