@@ -19,7 +19,15 @@ pub(crate) struct NoticeBody {
     pub drain_deadline: Option<String>,
 }
 
-fn rfc3339(t: Timestamp) -> String {
+/// The wire form of a heartbeat (docs/agent.md).
+#[derive(Debug, Serialize)]
+pub(crate) struct HeartbeatBody {
+    pub vm_name: String,
+    pub healthy: bool,
+    pub at: String,
+}
+
+pub(crate) fn rfc3339(t: Timestamp) -> String {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(t.unix_millis()) * 1_000_000)
         .ok()
         .and_then(|d| d.format(&Rfc3339).ok())

@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, watch};
 use crate::hooks::{HookOutcome, event_env, run_hook};
 use crate::http::Status;
 use crate::metrics::{KindLabel, TypeLabel};
-use crate::notify::{NoticeBody, post_notice};
+use crate::notify::{HeartbeatBody, NoticeBody, post_notice, rfc3339};
 use crate::workload::{Workload, exit_code};
 
 /// Everything `spotkit agent` was asked to do, validated.
@@ -38,6 +38,9 @@ pub struct AgentOptions {
     pub drain_url: Option<String>,
     /// The orchestrator's notice endpoint (`--notify-url`).
     pub notify_url: Option<String>,
+    /// The orchestrator's heartbeat endpoint (`--heartbeat-url`); the interval is
+    /// `settings.heartbeat_interval`.
+    pub heartbeat_url: Option<String>,
     /// Warmup gate command (`--ready-check`): exit 0 means ready.
     pub ready_check: Option<String>,
     /// Warmup gate URL (`--ready-url`): a 2xx answer means ready.
@@ -66,6 +69,7 @@ impl AgentOptions {
             event_hook_timeout: Duration::from_secs(60),
             drain_url: None,
             notify_url: None,
+            heartbeat_url: None,
             ready_check: None,
             ready_url: None,
             listen: None,
@@ -415,6 +419,32 @@ fn perform<E: EventSource>(
                             event_id = body.event_id,
                             "orchestrator notified"
                         );
+                    }
+                });
+            }
+        }
+        Action::Heartbeat { healthy } => {
+            if let Some(url) = options.heartbeat_url.clone() {
+                let http = http.clone();
+                let body = HeartbeatBody {
+                    vm_name: vm_name.clone(),
+                    healthy,
+                    at: rfc3339(now),
+                };
+                tokio::spawn(async move {
+                    // Fire and forget: the next heartbeat is the retry.
+                    match http
+                        .post(&url)
+                        .json(&body)
+                        .timeout(Duration::from_secs(5))
+                        .send()
+                        .await
+                    {
+                        Ok(r) if r.status().is_success() => {}
+                        Ok(r) => {
+                            tracing::warn!(url, status = r.status().as_u16(), "heartbeat refused")
+                        }
+                        Err(e) => tracing::warn!(url, "heartbeat failed: {e}"),
                     }
                 });
             }

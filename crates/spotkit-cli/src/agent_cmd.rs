@@ -70,6 +70,12 @@ pub struct AgentArgs {
     /// The orchestrator's notice endpoint, POSTed the moment an event is seen.
     #[arg(long, env = "SPOTKIT_NOTIFY_URL")]
     notify_url: Option<String>,
+    /// The orchestrator's heartbeat endpoint, POSTed {"vm_name","healthy","at"} periodically.
+    #[arg(long, env = "SPOTKIT_HEARTBEAT_URL")]
+    heartbeat_url: Option<String>,
+    /// Time between heartbeats; a change of health is sent at once [default: 15s].
+    #[arg(long, env = "SPOTKIT_HEARTBEAT_INTERVAL")]
+    heartbeat_interval: Option<String>,
     /// Warmup gate: a shell command that exits 0 once the workload is healthy.
     #[arg(long, env = "SPOTKIT_READY_CHECK")]
     ready_check: Option<String>,
@@ -261,6 +267,24 @@ pub fn resolve(args: &AgentArgs, m: &ArgMatches) -> Result<Resolved, ConfigError
             "the workload's time when the agent is stopped",
         )?;
     }
+    let mut heartbeat_interval = s(15);
+    if let Some(v) = pick(
+        setting!(
+            m,
+            "heartbeat_interval",
+            "--heartbeat-interval",
+            "SPOTKIT_HEARTBEAT_INTERVAL"
+        ),
+        &args.heartbeat_interval,
+        &f.heartbeat_interval,
+    ) {
+        heartbeat_interval = config::duration(
+            &v,
+            s(1),
+            s(3600),
+            "the orchestrator judges health from these reports",
+        )?;
+    }
     let mut event_hook_timeout = s(60);
     if let Some(v) = pick(
         setting!(
@@ -312,6 +336,19 @@ pub fn resolve(args: &AgentArgs, m: &ArgMatches) -> Result<Resolved, ConfigError
         &args.notify_url,
         &f.notify_url,
     ))?;
+    let heartbeat_url = url_setting(pick(
+        setting!(
+            m,
+            "heartbeat_url",
+            "--heartbeat-url",
+            "SPOTKIT_HEARTBEAT_URL"
+        ),
+        &args.heartbeat_url,
+        &f.heartbeat_url,
+    ))?;
+    if heartbeat_url.is_some() {
+        settings.heartbeat_interval = Some(heartbeat_interval);
+    }
     let ready_url_src = pick(
         setting!(m, "ready_url", "--ready-url", "SPOTKIT_READY_URL"),
         &args.ready_url,
@@ -359,6 +396,7 @@ pub fn resolve(args: &AgentArgs, m: &ArgMatches) -> Result<Resolved, ConfigError
     options.event_hook_timeout = event_hook_timeout;
     options.drain_url = drain_url;
     options.notify_url = notify_url;
+    options.heartbeat_url = heartbeat_url;
     options.ready_check = ready_check;
     options.ready_url = ready_url;
     options.listen = listen;

@@ -113,6 +113,8 @@ pub struct AgentFile {
     pub event_hook_timeout: Option<String>,
     pub drain_url: Option<String>,
     pub notify_url: Option<String>,
+    pub heartbeat_url: Option<String>,
+    pub heartbeat_interval: Option<String>,
     pub ready_check: Option<String>,
     pub ready_url: Option<String>,
     pub listen: Option<String>,

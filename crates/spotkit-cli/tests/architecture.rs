@@ -26,7 +26,12 @@ fn core_has_no_dependencies_at_all() {
 
 #[test]
 fn runners_and_seams_never_depend_on_a_backend() {
-    for krate in ["spotkit-core", "spotkit-cloud", "spotkit-agent"] {
+    for krate in [
+        "spotkit-core",
+        "spotkit-cloud",
+        "spotkit-agent",
+        "spotkit-orchestrator",
+    ] {
         let deps = dependencies(krate);
         for backend in ["spotkit-azure", "spotkit-sim"] {
             assert!(

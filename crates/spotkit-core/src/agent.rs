@@ -130,6 +130,9 @@ pub struct AgentSettings {
     pub approve_events: bool,
     /// How long after the drain deadline approval attempts continue before the agent gives up.
     pub approval_retry_window: Duration,
+    /// Report health to the orchestrator this often (`None`: never). A change of health is
+    /// reported at once.
+    pub heartbeat_interval: Option<Duration>,
 }
 
 impl AgentSettings {
@@ -152,6 +155,7 @@ impl AgentSettings {
             ready_check_interval: Duration::from_secs(1),
             approve_events: true,
             approval_retry_window: Duration::from_secs(10),
+            heartbeat_interval: None,
         }
     }
 }
@@ -275,6 +279,12 @@ pub enum Action {
     },
     /// POST a notice to the orchestrator (fire and forget).
     Notify(Notice),
+    /// POST a heartbeat to the orchestrator (fire and forget): `healthy` is the ready gate
+    /// passed and no drain begun.
+    Heartbeat {
+        /// The verdict.
+        healthy: bool,
+    },
     /// Run the hook for a non-draining event; the workload keeps running.
     RunHook(ScheduledEvent),
     /// Tell the workload to stop (SIGTERM, drain hook, HTTP callback) and report
@@ -371,6 +381,8 @@ pub struct AgentMachine {
     /// Event ids already acted on (or deliberately ignored), with when they were first seen.
     seen: BTreeMap<EventId, Timestamp>,
     rng: SplitMix64,
+    /// When the next heartbeat is due, and the health it last reported.
+    heartbeat: (Timestamp, Option<bool>),
 }
 
 /// How long an event id is remembered after it left the document (bounds memory; events never
@@ -399,6 +411,7 @@ impl AgentMachine {
             incarnation: None,
             seen: BTreeMap::new(),
             rng: SplitMix64::new(seed),
+            heartbeat: (now, None),
             settings,
         }
     }
@@ -439,6 +452,9 @@ impl AgentMachine {
         };
         if !self.poller.in_flight {
             consider(self.poller.next_at);
+        }
+        if self.settings.heartbeat_interval.is_some() {
+            consider(self.heartbeat.0);
         }
         if !self.warmup.ready && !self.warmup.in_flight && matches!(self.phase, Phase::Running) {
             consider(self.warmup.next_check_at);
@@ -492,6 +508,17 @@ impl AgentMachine {
     fn on_time(&mut self, now: Timestamp, out: &mut Vec<Action>) {
         if matches!(self.phase, Phase::Done) {
             return;
+        }
+        if let Some(interval) = self.settings.heartbeat_interval {
+            let healthy = self.is_ready();
+            let (due, last) = self.heartbeat;
+            if now >= due || last != Some(healthy) {
+                out.push(Action::Heartbeat { healthy });
+                self.heartbeat = (
+                    now.plus(interval.max(Duration::from_millis(100))),
+                    Some(healthy),
+                );
+            }
         }
         if let Phase::Draining {
             deadline,

@@ -473,3 +473,53 @@ fn approval_can_be_turned_off() {
         })
     )));
 }
+
+fn heartbeats(actions: &[Action]) -> Vec<bool> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Heartbeat { healthy } => Some(*healthy),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn heartbeats_follow_the_interval_and_report_health_changes_at_once() {
+    let mut settings = AgentSettings::new(VM);
+    settings.heartbeat_interval = Some(Duration::from_secs(15));
+    settings.ready_check = true;
+    let mut m = AgentMachine::new(settings, t(0), 1);
+    // Before the ready gate passes: unhealthy, reported at once.
+    assert_eq!(heartbeats(&m.handle(Input::Tick, t(0))), [false]);
+    assert!(m.next_wakeup().is_some_and(|w| w <= t(15)));
+    assert!(
+        heartbeats(&m.handle(Input::Tick, t(5))).is_empty(),
+        "not due yet"
+    );
+    // The gate passes: healthy, reported at once rather than at the next interval.
+    assert_eq!(
+        heartbeats(&m.handle(Input::ReadyCheck { passed: true }, t(6))),
+        [true]
+    );
+    assert!(heartbeats(&m.handle(Input::Tick, t(20))).is_empty());
+    assert_eq!(
+        heartbeats(&m.handle(Input::Tick, t(21))),
+        [true],
+        "every 15 s"
+    );
+    // A Preempt starts a drain: unhealthy at once.
+    let out = m.handle(
+        doc(1, vec![event("E1", EventType::Preempt, Some(t(60)))]),
+        t(22),
+    );
+    assert_eq!(heartbeats(&out), [false]);
+}
+
+#[test]
+fn no_heartbeats_without_an_interval() {
+    let mut m = machine();
+    for s in 0..100 {
+        assert!(heartbeats(&m.handle(Input::Tick, t(s))).is_empty());
+    }
+}

@@ -1,0 +1,87 @@
+//! `spotkit agent` reporting to the orchestrator's real endpoint (`notice_router`): heartbeats
+//! while healthy, the Preempt notice the moment it is seen, and an unhealthy heartbeat at once
+//! when the drain starts.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use spotkit_cloud::SystemClock;
+use spotkit_core::Timestamp;
+use spotkit_core::events::EventType;
+use spotkit_core::orchestrator::{PoolMachine, PoolSpec, Target};
+use spotkit_orchestrator::{AgentReport, StatusView, notice_router};
+use tokio::sync::{mpsc, watch};
+
+const VM: &str = "pool-0003";
+
+async fn next(rx: &mut mpsc::Receiver<AgentReport>, what: &str) -> AgentReport {
+    tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_posts_heartbeats_and_its_notice_to_the_orchestrator() {
+    let emulator = Emulator::start(VM);
+    let spec = PoolSpec::new("pool", Target::Vms(1), vec![]);
+    let now = Timestamp::from_unix_secs(1_767_225_600);
+    let machine = PoolMachine::new(spec.clone(), now, 1);
+    let (_status_tx, status) =
+        watch::channel(StatusView::build(&spec, &machine.status(), &[], now));
+    let (tx, mut rx) = mpsc::channel(64);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let app = notice_router(tx, status, Arc::new(SystemClock));
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let notify = format!("{base}/notice");
+    let heartbeat = format!("{base}/heartbeat");
+    let mut agent = Agent::spawn(
+        &emulator,
+        &[
+            "--vm-name",
+            VM,
+            "--notify-url",
+            &notify,
+            "--heartbeat-url",
+            &heartbeat,
+            "--heartbeat-interval",
+            "1s",
+            "--on-preempt",
+            "true",
+        ],
+        None,
+    );
+    for _ in 0..2 {
+        assert_eq!(
+            next(&mut rx, "a healthy heartbeat").await,
+            AgentReport::Heartbeat {
+                vm_name: VM.into(),
+                healthy: true
+            }
+        );
+    }
+    let (_event_id, not_before) = emulator.preempt(VM, 30).await;
+    let mut saw_notice = false;
+    let mut saw_unhealthy = false;
+    while !(saw_notice && saw_unhealthy) {
+        match next(&mut rx, "the notice and an unhealthy heartbeat").await {
+            AgentReport::Notice {
+                vm_name,
+                event_type,
+                not_before: nb,
+                ..
+            } => {
+                assert_eq!((vm_name.as_str(), event_type), (VM, EventType::Preempt));
+                assert_eq!(nb.map(Timestamp::unix_millis), not_before);
+                saw_notice = true;
+            }
+            AgentReport::Heartbeat { healthy, .. } => saw_unhealthy |= !healthy,
+        }
+    }
+    let _ = agent.wait_exit(Duration::from_secs(10)).await;
+}
