@@ -893,23 +893,35 @@ async fn start_vm(
     Query(query): Params,
     headers: HeaderMap,
 ) -> Response {
-    server.arm(
-        &sub,
-        &headers,
+    power_operation(
+        &server,
+        (&sub, &rg, &name),
         &query,
+        &headers,
         ThrottleCategory::UpdateVm,
-        Some(&name),
-        |now| {
-            if let Err(error) = find_vm(&server, &sub, &rg, &name, now) {
-                return sim_error(&error);
-            }
-            let result = lock(&server.inner.cloud).start(&rg, &name, now);
-            match result {
-                Ok(op) => lro_answer(&server, &headers, &sub, &query, &op),
-                Err(error) => sim_error(&error),
-            }
-        },
+        SpotCloud::start,
     )
+}
+
+/// Start or deallocate: an existing VM, one long-running operation, the same answers.
+fn power_operation(
+    server: &SimServer,
+    (sub, rg, name): (&str, &str, &str),
+    query: &HashMap<String, String>,
+    headers: &HeaderMap,
+    category: ThrottleCategory,
+    operation: fn(&mut SpotCloud, &str, &str, Timestamp) -> Result<OpView, SimError>,
+) -> Response {
+    server.arm(sub, headers, query, category, Some(name), |now| {
+        if let Err(error) = find_vm(server, sub, rg, name, now) {
+            return sim_error(&error);
+        }
+        let result = operation(&mut lock(&server.inner.cloud), rg, name, now);
+        match result {
+            Ok(op) => lro_answer(server, headers, sub, query, &op),
+            Err(error) => sim_error(&error),
+        }
+    })
 }
 
 async fn deallocate_vm(
@@ -918,22 +930,13 @@ async fn deallocate_vm(
     Query(query): Params,
     headers: HeaderMap,
 ) -> Response {
-    server.arm(
-        &sub,
-        &headers,
+    power_operation(
+        &server,
+        (&sub, &rg, &name),
         &query,
+        &headers,
         ThrottleCategory::DeleteVm,
-        Some(&name),
-        |now| {
-            if let Err(error) = find_vm(&server, &sub, &rg, &name, now) {
-                return sim_error(&error);
-            }
-            let result = lock(&server.inner.cloud).deallocate(&rg, &name, now);
-            match result {
-                Ok(op) => lro_answer(&server, &headers, &sub, &query, &op),
-                Err(error) => sim_error(&error),
-            }
-        },
+        SpotCloud::deallocate,
     )
 }
 
