@@ -16,4 +16,5 @@ mod runner;
 mod workload;
 
 pub use metrics::Metrics;
+pub use notify::OrchestratorToken;
 pub use runner::{AgentError, AgentOptions, AgentOutcome, run};

@@ -64,12 +64,37 @@ pub(crate) fn loggable_url(url: &str) -> String {
     parsed.to_string()
 }
 
+/// The orchestrator's endpoint token, sent as `Authorization: Bearer` with notices and
+/// heartbeats (docs/orchestrator.md). `Debug` never shows it.
+#[derive(Clone)]
+pub struct OrchestratorToken(std::sync::Arc<str>);
+
+impl OrchestratorToken {
+    /// `value` trimmed (token files end with a newline); `None` when nothing is left.
+    #[must_use]
+    pub fn new(value: &str) -> Option<Self> {
+        let value = value.trim();
+        (!value.is_empty()).then(|| Self(value.into()))
+    }
+
+    pub(crate) fn authorize(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        request.bearer_auth(&*self.0)
+    }
+}
+
+impl std::fmt::Debug for OrchestratorToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OrchestratorToken(REDACTED)")
+    }
+}
+
 /// POSTs `body` to `url`, retrying transport errors and 5xx a few times within `budget`.
 /// Returns whether it was delivered.
 pub(crate) async fn post_notice(
     http: &reqwest::Client,
     url: &str,
     body: &NoticeBody,
+    token: Option<&OrchestratorToken>,
     budget: Duration,
 ) -> bool {
     let attempts = 3u32;
@@ -77,7 +102,11 @@ pub(crate) async fn post_notice(
     let shown = loggable_url(url);
     let url_for_log = shown.as_str();
     for attempt in 1..=attempts {
-        match http.post(url).json(body).timeout(per_try).send().await {
+        let mut request = http.post(url).json(body).timeout(per_try);
+        if let Some(t) = token {
+            request = t.authorize(request);
+        }
+        match request.send().await {
             Ok(r) if r.status().is_success() => return true,
             Ok(r) if r.status().is_client_error() => {
                 tracing::warn!(

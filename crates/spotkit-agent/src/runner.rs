@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, watch};
 use crate::hooks::{HookOutcome, event_env, run_hook};
 use crate::http::Status;
 use crate::metrics::{KindLabel, TypeLabel};
-use crate::notify::{HeartbeatBody, NoticeBody, post_notice, rfc3339};
+use crate::notify::{HeartbeatBody, NoticeBody, OrchestratorToken, post_notice, rfc3339};
 use crate::workload::{Workload, exit_code};
 
 /// Everything `spotkit agent` was asked to do, validated.
@@ -41,6 +41,8 @@ pub struct AgentOptions {
     /// The orchestrator's heartbeat endpoint (`--heartbeat-url`); the interval is
     /// `settings.heartbeat_interval`.
     pub heartbeat_url: Option<String>,
+    /// Sent with notices and heartbeats to the orchestrator (`--orchestrator-token-file`).
+    pub orchestrator_token: Option<OrchestratorToken>,
     /// Warmup gate command (`--ready-check`): exit 0 means ready.
     pub ready_check: Option<String>,
     /// Warmup gate URL (`--ready-url`): a 2xx answer means ready.
@@ -70,6 +72,7 @@ impl AgentOptions {
             drain_url: None,
             notify_url: None,
             heartbeat_url: None,
+            orchestrator_token: None,
             ready_check: None,
             ready_url: None,
             listen: None,
@@ -412,8 +415,10 @@ fn perform<E: EventSource>(
             if let Some(url) = options.notify_url.clone() {
                 let http = http.clone();
                 let body = NoticeBody::from(&notice);
+                let token = options.orchestrator_token.clone();
                 tokio::spawn(async move {
-                    if post_notice(&http, &url, &body, Duration::from_secs(5)).await {
+                    if post_notice(&http, &url, &body, token.as_ref(), Duration::from_secs(5)).await
+                    {
                         tracing::info!(
                             url = crate::notify::loggable_url(&url),
                             event_id = body.event_id,
@@ -431,15 +436,14 @@ fn perform<E: EventSource>(
                     healthy,
                     at: rfc3339(now),
                 };
+                let token = options.orchestrator_token.clone();
                 tokio::spawn(async move {
                     // Fire and forget: the next heartbeat is the retry.
-                    match http
-                        .post(&url)
-                        .json(&body)
-                        .timeout(Duration::from_secs(5))
-                        .send()
-                        .await
-                    {
+                    let mut request = http.post(&url).json(&body).timeout(Duration::from_secs(5));
+                    if let Some(t) = &token {
+                        request = t.authorize(request);
+                    }
+                    match request.send().await {
                         Ok(r) if r.status().is_success() => {}
                         Ok(r) => {
                             tracing::warn!(url, status = r.status().as_u16(), "heartbeat refused")
@@ -509,7 +513,7 @@ fn perform<E: EventSource>(
                 });
                 tokio::spawn(async move {
                     tokio::select! {
-                        ok = post_notice(&http, &url, &body, Duration::from_secs(3600)) => {
+                        ok = post_notice(&http, &url, &body, None, Duration::from_secs(3600)) => {
                             tracing::info!(url = crate::notify::loggable_url(&url), delivered = ok, "drain callback answered");
                         }
                         _ = kill.wait_for(|k| *k) => {}

@@ -73,6 +73,10 @@ pub struct AgentArgs {
     /// The orchestrator's heartbeat endpoint, POSTed {"vm_name","healthy","at"} periodically.
     #[arg(long, env = "SPOTKIT_HEARTBEAT_URL")]
     heartbeat_url: Option<String>,
+    /// A file holding the orchestrator's endpoint token (or set SPOTKIT_ORCHESTRATOR_TOKEN),
+    /// sent as `Authorization: Bearer` with notices and heartbeats.
+    #[arg(long, env = "SPOTKIT_ORCHESTRATOR_TOKEN_FILE")]
+    orchestrator_token_file: Option<std::path::PathBuf>,
     /// Time between heartbeats; a change of health is sent at once [default: 15s].
     #[arg(long, env = "SPOTKIT_HEARTBEAT_INTERVAL")]
     heartbeat_interval: Option<String>,
@@ -416,7 +420,11 @@ pub fn main(
     matches: &ArgMatches,
     log_format: Option<&str>,
 ) -> Result<u8, Failure> {
-    let resolved = resolve(&args, matches).map_err(Failure::usage)?;
+    let mut resolved = resolve(&args, matches).map_err(Failure::usage)?;
+    resolved.options.orchestrator_token =
+        crate::orchestrate_cmd::orchestrator_token(args.orchestrator_token_file.as_deref())
+            .map_err(Failure::usage)?
+            .and_then(|t| spotkit_agent::OrchestratorToken::new(&t));
     crate::logging::init(log_format.or(resolved.log_format.as_deref()));
     if let Some(addr) = resolved.options.listen
         && !addr.ip().is_loopback()

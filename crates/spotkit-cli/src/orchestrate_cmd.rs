@@ -15,7 +15,8 @@ use spotkit_core::orchestrator::{Action, Input, PoolMachine, TAG_POOL};
 use spotkit_orchestrator::history::state_path;
 use spotkit_orchestrator::pool::rank_catalog;
 use spotkit_orchestrator::{
-    AgentReport, History, PoolRunner, StatusView, load_pool, notice_router, op_failure,
+    AgentReport, EndpointToken, History, PoolRunner, StatusView, load_pool, notice_router,
+    op_failure, require_bearer_token,
 };
 use tokio::sync::{mpsc, watch};
 
@@ -82,6 +83,37 @@ impl ArmArgs {
     }
 }
 
+/// The environment variable that may hold the endpoint token (a file is better: environments
+/// leak into child processes and crash reports).
+pub(crate) const TOKEN_ENV: &str = "SPOTKIT_ORCHESTRATOR_TOKEN";
+
+/// The orchestrator endpoint's shared token: the contents of `file` when given, else
+/// `SPOTKIT_ORCHESTRATOR_TOKEN`, else none. Read here, never from flags or config files, so it
+/// never shows in `ps`, shell history or `--help`; it is never logged.
+pub(crate) fn orchestrator_token(file: Option<&std::path::Path>) -> anyhow::Result<Option<String>> {
+    let value = match file {
+        Some(path) => std::fs::read_to_string(path).with_context(|| {
+            format!(
+                "cannot read the endpoint token file {}; it should hold the token on one line",
+                path.display()
+            )
+        })?,
+        None => match std::env::var(TOKEN_ENV) {
+            Ok(v) => v,
+            Err(std::env::VarError::NotPresent) => return Ok(None),
+            Err(std::env::VarError::NotUnicode(_)) => {
+                anyhow::bail!("{TOKEN_ENV} is not valid UTF-8")
+            }
+        },
+    };
+    let value = value.trim();
+    if value.is_empty() {
+        let origin = file.map_or_else(|| TOKEN_ENV.to_string(), |p| p.display().to_string());
+        anyhow::bail!("the endpoint token in {origin} is empty");
+    }
+    Ok(Some(value.to_string()))
+}
+
 /// `spotkit orchestrate`.
 #[derive(Debug, clap::Args)]
 pub struct OrchestrateArgs {
@@ -98,6 +130,10 @@ pub struct OrchestrateArgs {
         default_value = "127.0.0.1:7461"
     )]
     listen: SocketAddr,
+    /// A file holding the endpoint's shared token (or set SPOTKIT_ORCHESTRATOR_TOKEN): requests
+    /// without `Authorization: Bearer TOKEN` get 401. Required to listen beyond loopback.
+    #[arg(long, env = "SPOTKIT_ORCHESTRATOR_TOKEN_FILE")]
+    token_file: Option<PathBuf>,
     /// History store (`sqlite:PATH`): latest status and eviction/replacement/operation records.
     #[arg(long, env = "SPOTKIT_ORCHESTRATOR_STATE")]
     state: Option<String>,
@@ -190,6 +226,20 @@ pub fn main(args: &OrchestrateArgs) -> Result<u8, Failure> {
 
 async fn run(args: &OrchestrateArgs) -> Result<u8, Failure> {
     let spec = load_pool(&args.pool, rank_catalog(&[])).map_err(Failure::usage)?;
+    let token = orchestrator_token(args.token_file.as_deref())
+        .map_err(Failure::usage)?
+        .map(|t| EndpointToken::new(&t))
+        .transpose()
+        .map_err(|e| Failure::usage(anyhow::anyhow!(e)))?;
+    if token.is_none() && !args.listen.ip().is_loopback() && !args.dry_run && !args.once {
+        return Err(Failure::usage(anyhow::anyhow!(
+            "refusing to listen on {} without an endpoint token: anyone who can reach it could \
+             post notices that make the pool replace VMs. Put a random token in a file and pass \
+             --token-file FILE (or set {TOKEN_ENV}), and give the agents the same token \
+             (--orchestrator-token-file)",
+            args.listen
+        )));
+    }
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let cloud = Arc::new(args.arm.compute(Arc::clone(&clock))?);
     let now = clock.now();
@@ -275,7 +325,12 @@ async fn run(args: &OrchestrateArgs) -> Result<u8, Failure> {
         .map_err(Failure::runtime)?;
     println!("listening on http://{address}");
     tracing::info!(pool = %spec.name, %address, "orchestrator listening for agent notices");
-    let app = notice_router(reports_tx, view.clone(), Arc::clone(&clock));
+    let mut app = notice_router(reports_tx, view.clone(), Arc::clone(&clock));
+    if let Some(token) = token {
+        app = require_bearer_token(app, token);
+    } else {
+        tracing::info!("the endpoint takes requests without a token (loopback only)");
+    }
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut server_stop = stop_rx.clone();
     let server = tokio::spawn(async move {
@@ -355,6 +410,14 @@ pub struct StatusArgs {
         default_value = "http://127.0.0.1:7461"
     )]
     url: String,
+    /// A file holding the endpoint token (or set SPOTKIT_ORCHESTRATOR_TOKEN), when the
+    /// orchestrator requires one.
+    #[arg(
+        long,
+        env = "SPOTKIT_ORCHESTRATOR_TOKEN_FILE",
+        conflicts_with = "state"
+    )]
+    token_file: Option<PathBuf>,
     /// Read the history store instead (`sqlite:PATH`), e.g. when the orchestrator is down.
     #[arg(long, env = "SPOTKIT_ORCHESTRATOR_STATE")]
     state: Option<String>,
@@ -386,12 +449,17 @@ pub fn status_main(args: &StatusArgs) -> Result<u8, Failure> {
                 .context("cannot start the async runtime")
                 .map_err(Failure::runtime)?;
             let url = format!("{}/status", args.url.trim_end_matches('/'));
+            let token = orchestrator_token(args.token_file.as_deref()).map_err(Failure::usage)?;
             let view = runtime
                 .block_on(async {
                     let http = reqwest::Client::builder()
                         .timeout(std::time::Duration::from_secs(10))
                         .build()?;
-                    http.get(&url)
+                    let mut request = http.get(&url);
+                    if let Some(t) = &token {
+                        request = request.bearer_auth(t);
+                    }
+                    request
                         .send()
                         .await?
                         .error_for_status()?

@@ -174,3 +174,56 @@ fn a_malformed_envelope_goes_to_the_poison_queue_with_its_reason_and_its_bytes()
         "the original bytes are kept: {shown}"
     );
 }
+
+#[test]
+fn the_orchestrator_refuses_to_listen_beyond_loopback_without_a_token_and_short_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = dir.path().join("pool.toml");
+    std::fs::write(
+        &pool,
+        "name = \"p\"\nresource_group = \"rg\"\n[target]\nvms = 1\n[[candidates]]\nsize = \"Standard_D2s_v5\"\nregion = \"eastus\"\n[template]\nimage = \"Canonical:ubuntu-24_04-lts:server:latest\"\n",
+    )
+    .unwrap();
+    let pool = pool.to_str().unwrap();
+    let orchestrate = |extra: &[&str]| {
+        let mut args = vec![
+            "orchestrate",
+            "--pool",
+            pool,
+            "--arm-url",
+            "http://127.0.0.1:9",
+            "--credential",
+            "static-token",
+        ];
+        args.extend_from_slice(extra);
+        spotkit()
+            .args(&args)
+            .env_remove("SPOTKIT_ORCHESTRATOR_TOKEN")
+            .env_remove("SPOTKIT_ORCHESTRATOR_TOKEN_FILE")
+            .output()
+            .unwrap()
+    };
+    let out = orchestrate(&["--listen", "0.0.0.0:0"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("without an endpoint token"), "{err}");
+    assert!(err.contains("--token-file"), "{err}");
+
+    let short = dir.path().join("short");
+    std::fs::write(&short, "hunter2\n").unwrap();
+    let out = orchestrate(&[
+        "--listen",
+        "0.0.0.0:0",
+        "--token-file",
+        short.to_str().unwrap(),
+    ]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("at least 16"), "{err}");
+    assert!(!err.contains("hunter2"), "the token was printed: {err}");
+
+    let out = orchestrate(&["--token-file", "/nonexistent/token"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("/nonexistent/token"), "{err}");
+}

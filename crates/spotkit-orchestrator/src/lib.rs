@@ -14,7 +14,7 @@ pub mod runner;
 pub mod view;
 
 pub use history::{History, HistoryError};
-pub use notice::notice_router;
+pub use notice::{EndpointToken, notice_router, require_bearer_token};
 pub use pool::{PoolError, load_pool, parse_pool};
 pub use runner::{AgentReport, PoolRunner, op_failure};
 pub use view::StatusView;

@@ -6,14 +6,20 @@
 //! - `POST /heartbeat`: `{"vm_name","healthy","at"}` (`spotkit agent --heartbeat-url`).
 //! - `GET /status`: the pool's [`StatusView`] as JSON.
 //!
+//! With a token ([`require_bearer_token`]), every route answers 401 unless the request carries
+//! `Authorization: Bearer TOKEN`: the endpoint leaves loopback in production (agents on the spot
+//! VMs reach it over the VNet), and an unauthenticated `/notice` would let anyone there make the
+//! pool replace VMs.
+//!
 //! Parsing is tolerant where it costs nothing (unknown fields, a missing `observed_at`, which is
 //! then the time of arrival) and strict where a wrong guess would mislead the pool (an unknown
 //! event type or an unreadable timestamp are refused, never ignored).
 
 use std::sync::Arc;
 
-use axum::extract::State;
-use axum::http::StatusCode;
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -64,6 +70,91 @@ pub fn notice_router(
             status,
             clock,
         })
+}
+
+/// A shared secret agents and operators present to the endpoint. Its `Debug` never shows the
+/// value, so it can sit in structs that get logged.
+#[derive(Clone)]
+pub struct EndpointToken(Arc<str>);
+
+impl EndpointToken {
+    /// The token, trimmed of surrounding whitespace (token files usually end with a newline).
+    ///
+    /// # Errors
+    /// When it is empty or shorter than 16 characters: a guessable token protects nothing.
+    pub fn new(value: &str) -> Result<Self, String> {
+        let value = value.trim();
+        if value.len() < 16 {
+            return Err(format!(
+                "the endpoint token is {} characters long; use at least 16 random ones \
+                 (for example `openssl rand -hex 32`)",
+                value.len()
+            ));
+        }
+        Ok(Self(value.into()))
+    }
+
+    /// The `Authorization` header value for requests to the endpoint.
+    #[must_use]
+    pub fn header_value(&self) -> String {
+        format!("Bearer {}", self.0)
+    }
+
+    /// Whether `presented` (an `Authorization` header value) carries this token. The comparison
+    /// takes the same time wherever the first difference is, so timing does not leak a prefix.
+    fn accepts(&self, presented: &[u8]) -> bool {
+        let Some(candidate) = presented.strip_prefix(b"Bearer ") else {
+            return false;
+        };
+        let expected = self.0.as_bytes();
+        candidate.len() == expected.len()
+            && candidate
+                .iter()
+                .zip(expected)
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0
+    }
+}
+
+impl std::fmt::Debug for EndpointToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EndpointToken(REDACTED)")
+    }
+}
+
+/// Wraps `router` so that every route requires `Authorization: Bearer TOKEN`; others get 401
+/// with `WWW-Authenticate: Bearer` and nothing reaches the pool.
+pub fn require_bearer_token(router: Router, token: EndpointToken) -> Router {
+    router.layer(axum::middleware::from_fn_with_state(
+        token,
+        check_bearer_token,
+    ))
+}
+
+async fn check_bearer_token(
+    State(token): State<EndpointToken>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(axum::http::HeaderValue::as_bytes);
+    if presented.is_some_and(|p| token.accepts(p)) {
+        return next.run(request).await;
+    }
+    let why = if presented.is_some() {
+        "the bearer token does not match the orchestrator's"
+    } else {
+        "this endpoint needs Authorization: Bearer TOKEN (the orchestrator's endpoint token)"
+    };
+    tracing::warn!(path = %request.uri().path(), "refused an unauthenticated request: {why}");
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, "Bearer")],
+        Json(json!({ "error": why })),
+    )
+        .into_response()
 }
 
 fn bad_request(message: impl Into<String>) -> Response {
@@ -253,5 +344,82 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(status.pool, "p");
+    }
+
+    #[tokio::test]
+    async fn with_a_token_only_requests_that_carry_it_reach_the_pool() {
+        let spec = PoolSpec::new("p", Target::Vms(1), vec![]);
+        let now = Timestamp::from_unix_secs(1_767_225_600);
+        let view = StatusView::build(
+            &spec,
+            &PoolMachine::new(spec.clone(), now, 1).status(),
+            &[],
+            now,
+        );
+        let (_keep, status) = watch::channel(view);
+        let (tx, mut rx) = mpsc::channel(8);
+        let token = EndpointToken::new("  0123456789abcdef-secret\n").unwrap();
+        assert_eq!(format!("{token:?}"), "EndpointToken(REDACTED)");
+        let app = require_bearer_token(
+            notice_router(tx, status, Arc::new(SystemClock)),
+            token.clone(),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let http = reqwest::Client::builder().no_proxy().build().unwrap();
+        let notice = r#"{"vm_name":"p-0","event_type":"Preempt"}"#;
+        for auth in [
+            None,
+            Some("Bearer wrong"),
+            Some("Bearer 0123456789abcdef-secreT"),
+            Some("0123456789abcdef-secret"),
+            Some("Basic 0123456789abcdef-secret"),
+        ] {
+            for (method, path) in [
+                ("POST", "/notice"),
+                ("POST", "/heartbeat"),
+                ("GET", "/status"),
+            ] {
+                let mut request = http.request(method.parse().unwrap(), format!("{base}{path}"));
+                if let Some(a) = auth {
+                    request = request.header("authorization", a);
+                }
+                let r = request
+                    .header("content-type", "application/json")
+                    .body(notice)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status().as_u16(), 401, "{auth:?} {path}");
+                assert_eq!(r.headers()["www-authenticate"], "Bearer");
+            }
+        }
+        assert!(rx.try_recv().is_err(), "a refused request reached the pool");
+        let r = http
+            .post(format!("{base}/notice"))
+            .header("authorization", token.header_value())
+            .body(notice)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 202);
+        assert!(matches!(rx.recv().await, Some(AgentReport::Notice { .. })));
+        let r = http
+            .get(format!("{base}/status"))
+            .header("authorization", token.header_value())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+    }
+
+    #[test]
+    fn short_or_empty_tokens_are_refused_with_what_to_do() {
+        for bad in ["", "   ", "short", "123456789012345"] {
+            let e = EndpointToken::new(bad).unwrap_err();
+            assert!(e.contains("at least 16"), "{e}");
+        }
+        assert!(EndpointToken::new("1234567890123456").is_ok());
     }
 }
