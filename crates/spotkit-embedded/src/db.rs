@@ -159,6 +159,12 @@ impl Db {
         })
     }
 
+    /// Whether both handles use the same connection (the same file in this process), so one
+    /// transaction can span them.
+    pub(crate) fn same_connection(&self, other: &Db) -> bool {
+        Arc::ptr_eq(&self.conn, &other.conn)
+    }
+
     /// Runs `f` with the connection on a blocking thread.
     pub(crate) async fn run<T, E>(
         &self,

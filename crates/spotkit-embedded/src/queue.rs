@@ -4,10 +4,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
-use spotkit_cloud::{Clock, Delivery, Lease, MessageId, PeekedMessage, Queue, QueueError};
+use spotkit_cloud::{
+    Clock, CommitError, Delivery, ETag, Lease, MessageId, ObjectStore, PeekedMessage, Queue,
+    QueueError, StoreError,
+};
 use spotkit_core::Timestamp;
 
 use crate::db::{Db, EmbeddedUrl, OpenError, exec, row, token};
+use crate::store::{SqliteStore, new_etag};
 
 /// Largest body accepted: the same 48 KiB of raw bytes that fit Azure's 64 KiB base64 limit, so a
 /// message that works embedded also works on Azure.
@@ -251,6 +255,71 @@ impl Queue for SqliteQueue {
                 Ok(())
             })
             .await
+    }
+
+    /// One `BEGIN IMMEDIATE` transaction: the create-only insert and the receipt-checked delete
+    /// commit together (one WAL commit instead of two) or roll back together.
+    fn commit_and_delete<S: ObjectStore>(
+        &self,
+        store: &S,
+        key: &str,
+        body: &[u8],
+        lease: &Lease,
+    ) -> impl std::future::Future<Output = Result<ETag, CommitError>> + Send {
+        let target = store
+            .transactional_backend()
+            .and_then(|b| b.downcast_ref::<SqliteStore>())
+            .filter(|s| s.db.same_connection(&self.db))
+            .map(|s| s.container.clone());
+        let (db, name, key, body, lease) = (
+            self.db.clone(),
+            self.name.clone(),
+            key.to_string(),
+            body.to_vec(),
+            lease.clone(),
+        );
+        async move {
+            let Some(container) = target else {
+                return Err(CommitError::Unsupported);
+            };
+            let queue_err = |e: rusqlite::Error| CommitError::Queue(transient(e));
+            db.run(
+                |detail| CommitError::Queue(QueueError::Transient { detail }),
+                move |c| {
+                    let tx = c
+                        .transaction_with_behavior(TransactionBehavior::Immediate)
+                        .map_err(queue_err)?;
+                    SqliteStore::check_container(&tx, &container).map_err(CommitError::Store)?;
+                    let etag = new_etag();
+                    let inserted = exec(
+                        &tx,
+                        "INSERT INTO objects (container, key, body, etag) VALUES (?1, ?2, ?3, ?4)
+                         ON CONFLICT (container, key) DO NOTHING",
+                        params![container, key, body, etag],
+                    )
+                    .map_err(queue_err)?;
+                    if inserted == 0 {
+                        // Dropping `tx` rolls back: the message stays.
+                        return Err(CommitError::Store(StoreError::ConditionFailed { key }));
+                    }
+                    let deleted = exec(
+                        &tx,
+                        "DELETE FROM messages WHERE queue = ?1 AND id = ?2 AND pop_receipt = ?3",
+                        params![name, lease.message_id.0, lease.pop_receipt],
+                    )
+                    .map_err(queue_err)?;
+                    if deleted == 0 {
+                        // Rolls back the ledger insert too: a lost lease commits nothing.
+                        return Err(CommitError::Queue(QueueError::LeaseLost {
+                            message_id: lease.message_id,
+                        }));
+                    }
+                    tx.commit().map_err(queue_err)?;
+                    Ok(ETag(etag))
+                },
+            )
+            .await
+        }
     }
 
     async fn peek(&self, max: u32) -> Result<Vec<PeekedMessage>, QueueError> {
