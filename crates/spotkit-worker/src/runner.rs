@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use spotkit_cloud::{
-    Clock, Delivery, Lease, ObjectStore, Queue, QueueError, StoreError, WriteCondition,
+    Clock, CommitError, Delivery, Lease, ObjectStore, Queue, QueueError, StoreError,
+    WriteCondition,
 };
 use spotkit_core::backoff::Backoff;
 use spotkit_core::worker::{
@@ -101,6 +102,11 @@ enum Event {
 
 enum TaskOutcome {
     Outcome(Outcome),
+    /// The effect was committed and the message deleted in one atomic step
+    /// (`Queue::commit_and_delete`): `Done`, with nothing left to delete.
+    CommittedAndDeleted,
+    /// The atomic commit found the lease superseded: nothing was committed; someone else holds it.
+    LeaseLost,
     Rejected(String),
 }
 
@@ -121,6 +127,8 @@ struct HeldMessage {
     task: Option<JoinHandle<()>>,
     interrupt: watch::Sender<bool>,
     already_committed: bool,
+    /// Deleted together with its ledger entry: completing it needs no queue call.
+    deleted: bool,
 }
 
 const RETRY: Backoff = Backoff {
@@ -133,6 +141,14 @@ fn retryable_queue(e: &QueueError) -> Option<Duration> {
         QueueError::Throttled { retry_after } => Some(*retry_after),
         QueueError::Transient { .. } => Some(Duration::ZERO),
         _ => None,
+    }
+}
+
+fn retryable_commit(e: &CommitError) -> Option<Duration> {
+    match e {
+        CommitError::Unsupported => None,
+        CommitError::Store(e) => retryable_store(e),
+        CommitError::Queue(e) => retryable_queue(e),
     }
 }
 
@@ -257,6 +273,7 @@ where
                             continue;
                         }
                         let (store, handler, tx2) = (store.clone(), handler.clone(), tx.clone());
+                        let (queue, lease) = (queue.clone(), m.lease.clone());
                         let delivery = m.delivery.clone();
                         let interrupt = m.interrupt.subscribe();
                         m.task = Some(tokio::spawn(async move {
@@ -264,7 +281,7 @@ where
                             // attempt, not a slot that never frees; the guard aborts it if this
                             // task is aborted (kill at the deadline, lost lease).
                             let mut attempt = AbortOnDrop(tokio::spawn(process_message(
-                                store, handler, delivery, interrupt,
+                                queue, store, handler, delivery, lease, interrupt,
                             )));
                             let outcome = match (&mut attempt.0).await {
                                 Ok(outcome) => outcome,
@@ -290,6 +307,13 @@ where
                     }
                     WorkerAction::Complete { id } => {
                         let Some(m) = held.get(&id) else { continue };
+                        if m.deleted {
+                            let _ = tx.send(Event::Settled {
+                                id,
+                                counted: Counted::Completed,
+                            });
+                            continue;
+                        }
                         let counted = if m.already_committed {
                             Counted::AlreadyCommitted
                         } else {
@@ -437,6 +461,7 @@ where
                         task: None,
                         interrupt,
                         already_committed: false,
+                        deleted: false,
                     });
                 }
                 pending.push(WorkerInput::Received(batch));
@@ -469,6 +494,17 @@ where
                     m.task = None;
                 }
                 pending.push(match outcome {
+                    TaskOutcome::CommittedAndDeleted => {
+                        if let Some(m) = held.get_mut(&id) {
+                            m.deleted = true;
+                        }
+                        WorkerInput::Finished {
+                            id,
+                            outcome: Outcome::Done,
+                        }
+                    }
+                    // The same as a renewal finding the receipt superseded: drop it, commit nothing.
+                    TaskOutcome::LeaseLost => WorkerInput::RenewFailed { id, lost: true },
                     TaskOutcome::Outcome(outcome) => {
                         if outcome == Outcome::AlreadyCommitted
                             && let Some(m) = held.get_mut(&id)
@@ -608,10 +644,12 @@ async fn save_fenced<S: ObjectStore>(
     )))
 }
 
-async fn process_message<S: ObjectStore, H: Handler>(
+async fn process_message<Q: Queue, S: ObjectStore, H: Handler>(
+    queue: Arc<Q>,
     store: Arc<S>,
     handler: Arc<H>,
     delivery: Delivery,
+    lease: Arc<Mutex<Lease>>,
     interrupt: watch::Receiver<bool>,
 ) -> TaskOutcome {
     let id = delivery.lease.message_id.0.clone();
@@ -684,17 +722,40 @@ async fn process_message<S: ObjectStore, H: Handler>(
     let interrupted = *interrupt.borrow();
     let (outcome, checkpoint) = match result {
         HandlerResult::Done { effect } => {
-            return match with_retries(5, retryable_store, || {
-                store.put(&ledger, &effect, WriteCondition::IfAbsent)
-            })
-            .await
-            {
-                Ok(_) => {
+            // Where queue and store share a transaction, commit the effect and delete the message
+            // as one atomic step (one durable write, not two). The lease lock keeps a renewal from
+            // superseding the receipt in between; a receipt superseded anyway fails the whole step.
+            let atomic = {
+                let lease = lease.lock().await;
+                with_retries(5, retryable_commit, || {
+                    queue.commit_and_delete(store.as_ref(), &ledger, &effect, &lease)
+                })
+                .await
+            };
+            let committed = match atomic {
+                Ok(_) => Ok(TaskOutcome::CommittedAndDeleted),
+                Err(CommitError::Unsupported) => with_retries(5, retryable_store, || {
+                    store.put(&ledger, &effect, WriteCondition::IfAbsent)
+                })
+                .await
+                .map(|_| TaskOutcome::Outcome(Outcome::Done)),
+                Err(CommitError::Store(e)) => Err(e),
+                Err(CommitError::Queue(QueueError::LeaseLost { .. })) => {
+                    tracing::info!(message_id = %id, "lease lost before the commit; nothing committed");
+                    return TaskOutcome::LeaseLost;
+                }
+                Err(CommitError::Queue(e)) => {
+                    tracing::warn!(message_id = %id, "cannot commit the effect ({e}); retrying later");
+                    return TaskOutcome::Outcome(Outcome::Failed);
+                }
+            };
+            return match committed {
+                Ok(outcome) => {
                     // Progress is moot once the effect is committed.
                     if checkpoint_exists {
                         let _ = store.delete(&cp_key).await;
                     }
-                    TaskOutcome::Outcome(Outcome::Done)
+                    outcome
                 }
                 Err(StoreError::ConditionFailed { .. }) => {
                     tracing::info!(message_id = %id, "another attempt committed this effect first; ours is dropped");
