@@ -257,8 +257,9 @@ impl Queue for SqliteQueue {
             .await
     }
 
-    /// One `BEGIN IMMEDIATE` transaction: the create-only insert and the receipt-checked delete
-    /// commit together (one WAL commit instead of two) or roll back together.
+    /// The create-only insert and the receipt-checked delete commit together or roll back
+    /// together, in a group commit (`Db::run_grouped`): one WAL commit for all the pairs that
+    /// arrive while the connection is busy, instead of two per message.
     fn commit_and_delete<S: ObjectStore>(
         &self,
         store: &S,
@@ -283,27 +284,26 @@ impl Queue for SqliteQueue {
                 return Err(CommitError::Unsupported);
             };
             let queue_err = |e: rusqlite::Error| CommitError::Queue(transient(e));
-            db.run(
+            // A group commit: the commits of concurrent handlers share one transaction, each pair
+            // in its own savepoint, so one lost lease rolls back only its own pair.
+            db.run_grouped(
                 |detail| CommitError::Queue(QueueError::Transient { detail }),
                 move |c| {
-                    let tx = c
-                        .transaction_with_behavior(TransactionBehavior::Immediate)
-                        .map_err(queue_err)?;
-                    SqliteStore::check_container(&tx, &container).map_err(CommitError::Store)?;
+                    SqliteStore::check_container(c, &container).map_err(CommitError::Store)?;
                     let etag = new_etag();
                     let inserted = exec(
-                        &tx,
+                        c,
                         "INSERT INTO objects (container, key, body, etag) VALUES (?1, ?2, ?3, ?4)
                          ON CONFLICT (container, key) DO NOTHING",
                         params![container, key, body, etag],
                     )
                     .map_err(queue_err)?;
                     if inserted == 0 {
-                        // Dropping `tx` rolls back: the message stays.
+                        // An error rolls back this write's savepoint: the message stays.
                         return Err(CommitError::Store(StoreError::ConditionFailed { key }));
                     }
                     let deleted = exec(
-                        &tx,
+                        c,
                         "DELETE FROM messages WHERE queue = ?1 AND id = ?2 AND pop_receipt = ?3",
                         params![name, lease.message_id.0, lease.pop_receipt],
                     )
@@ -314,7 +314,6 @@ impl Queue for SqliteQueue {
                             message_id: lease.message_id,
                         }));
                     }
-                    tx.commit().map_err(queue_err)?;
                     Ok(ETag(etag))
                 },
             )
