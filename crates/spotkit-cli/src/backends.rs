@@ -9,8 +9,8 @@ use spotkit_azure::storage::{
     ResourceUrl, Service, StorageCredential, StorageOptions, redact_sas,
 };
 use spotkit_cloud::{
-    Clock, CommitError, Delivery, ETag, Lease, MessageId, ObjectStore, PeekedMessage, Queue, QueueError,
-    StoreError, StoredObject, WriteCondition,
+    Clock, CommitError, Delivery, ETag, Lease, MessageId, ObjectStore, PeekedMessage, Queue,
+    QueueError, StoreError, StoredObject, WriteCondition,
 };
 use spotkit_embedded::{SqliteQueue, SqliteStore};
 

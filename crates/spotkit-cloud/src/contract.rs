@@ -265,7 +265,11 @@ pub async fn commit_contract<Q: Queue, S: ObjectStore>(q: &Q, s: &S, atomic: boo
         return;
     }
     let etag = result.expect("commit with the current receipt");
-    let entry = s.get("ledger/one").await.unwrap().expect("the entry exists");
+    let entry = s
+        .get("ledger/one")
+        .await
+        .unwrap()
+        .expect("the entry exists");
     assert_eq!(entry.body, b"effect", "the effect is committed");
     assert_eq!(entry.etag, etag, "get returns the ETag the commit returned");
     match q.delete(lease).await {

@@ -148,9 +148,11 @@ where
         let result = match (self.result, commit_error) {
             (Some(Ok(_)), Some(e)) => Err((self.on_fail)(e)),
             (Some(r), _) => r,
-            (None, e) => Err((self.on_fail)(
-                e.unwrap_or_else(|| "group commit never ran this write".into()),
-            )),
+            (None, e) => {
+                Err((self.on_fail)(e.unwrap_or_else(|| {
+                    "group commit never ran this write".into()
+                })))
+            }
         };
         let _ = self.reply.send(result);
     }
@@ -162,8 +164,9 @@ impl Db {
     /// (SQLite's busy handler sleeps in milliseconds, which would cap throughput).
     pub(crate) fn open(path: &Path) -> Result<Self, OpenError> {
         type Weak<T> = std::sync::Weak<Mutex<T>>;
-        static OPEN: Mutex<Vec<(PathBuf, Weak<Connection>, Weak<Vec<Box<dyn GroupedOp>>>)>> =
-            Mutex::new(Vec::new());
+        type Grouped = Vec<Box<dyn GroupedOp>>;
+        type Entry = (PathBuf, Weak<Connection>, Weak<Grouped>);
+        static OPEN: Mutex<Vec<Entry>> = Mutex::new(Vec::new());
         let key = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
         let mut open = OPEN
             .lock()

@@ -78,20 +78,23 @@ impl SqliteQueue {
 
     async fn require_queue(&self) -> Result<(), QueueError> {
         let name = self.name.clone();
-        self.db
-            .run(transient, move |c| {
-                let exists: Option<i64> =
-                    row(c, "SELECT 1 FROM queues WHERE name = ?1", [&name], |r| {
-                        r.get(0)
-                    })
-                    .optional()
-                    .map_err(transient)?;
-                match exists {
-                    Some(_) => Ok(()),
-                    None => Err(QueueError::QueueNotFound { queue: name }),
-                }
-            })
-            .await
+        self.db.run(transient, move |c| check_queue(c, &name)).await
+    }
+}
+
+/// `QueueNotFound` unless the queue exists; run inside the operation's own closure so the check
+/// costs no extra hop to the blocking pool.
+fn check_queue(c: &rusqlite::Connection, name: &str) -> Result<(), QueueError> {
+    let exists: Option<i64> = row(c, "SELECT 1 FROM queues WHERE name = ?1", [name], |r| {
+        r.get(0)
+    })
+    .optional()
+    .map_err(transient)?;
+    match exists {
+        Some(_) => Ok(()),
+        None => Err(QueueError::QueueNotFound {
+            queue: name.to_string(),
+        }),
     }
 }
 
@@ -120,12 +123,12 @@ impl Queue for SqliteQueue {
                 ),
             });
         }
-        self.require_queue().await?;
         let now = self.clock.now().unix_millis();
         let (name, body, id) = (self.name.clone(), body.to_vec(), token());
         let visible = now.saturating_add(ms(delay));
         self.db
             .run(transient, move |c| {
+                check_queue(c, &name)?;
                 exec(
                     c,
                     "INSERT INTO messages (queue, id, body, inserted_ms, visible_ms, seq)
@@ -145,7 +148,6 @@ impl Queue for SqliteQueue {
                 detail: format!("receive of {max} messages: must be 1..=32, as Azure allows"),
             });
         }
-        self.require_queue().await?;
         let now = self.clock.now().unix_millis();
         let name = self.name.clone();
         let visible_at = now.saturating_add(ms(visibility));
@@ -154,6 +156,7 @@ impl Queue for SqliteQueue {
                 let tx = c
                     .transaction_with_behavior(TransactionBehavior::Immediate)
                     .map_err(transient)?;
+                check_queue(&tx, &name)?;
                 let mut out = Vec::new();
                 {
                     let mut select = tx

@@ -47,7 +47,10 @@ impl SqliteStore {
         })
     }
 
-    pub(crate) fn check_container(c: &rusqlite::Connection, container: &str) -> Result<(), StoreError> {
+    pub(crate) fn check_container(
+        c: &rusqlite::Connection,
+        container: &str,
+    ) -> Result<(), StoreError> {
         let exists: Option<i64> = row(
             c,
             "SELECT 1 FROM containers WHERE name = ?1",

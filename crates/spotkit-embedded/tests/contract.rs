@@ -91,9 +91,14 @@ async fn concurrent_commits_share_a_transaction_but_fail_alone() {
             let mut lease = d.lease.clone();
             if i % 4 == 0 {
                 // Supersede the receipt: this pair must fail alone.
-                q.set_visibility(&lease, Duration::from_secs(30)).await.unwrap();
+                q.set_visibility(&lease, Duration::from_secs(30))
+                    .await
+                    .unwrap();
             } else if i % 4 == 1 {
-                lease = q.set_visibility(&lease, Duration::from_secs(30)).await.unwrap();
+                lease = q
+                    .set_visibility(&lease, Duration::from_secs(30))
+                    .await
+                    .unwrap();
             }
             let r = q
                 .commit_and_delete(s.as_ref(), &format!("ledger/{i:02}"), b"e", &lease)
@@ -117,6 +122,13 @@ async fn concurrent_commits_share_a_transaction_but_fail_alone() {
         .filter(|i| i % 4 != 0)
         .map(|i| format!("ledger/{i:02}"))
         .collect();
-    assert_eq!(keys, want, "exactly the pairs with a current receipt committed");
-    assert_eq!(q.approximate_len().await.unwrap(), 6, "the lost ones stay queued");
+    assert_eq!(
+        keys, want,
+        "exactly the pairs with a current receipt committed"
+    );
+    assert_eq!(
+        q.approximate_len().await.unwrap(),
+        6,
+        "the lost ones stay queued"
+    );
 }

@@ -6,8 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use spotkit_cloud::{
-    Clock, CommitError, Delivery, Lease, ObjectStore, Queue, QueueError, StoreError,
-    WriteCondition,
+    Clock, CommitError, Delivery, Lease, ObjectStore, Queue, QueueError, StoreError, WriteCondition,
 };
 use spotkit_core::backoff::Backoff;
 use spotkit_core::worker::{
