@@ -276,16 +276,18 @@ where
                         let delivery = m.delivery.clone();
                         let interrupt = m.interrupt.subscribe();
                         m.task = Some(tokio::spawn(async move {
-                            // The attempt runs in its own task so a panicking handler is a failed
-                            // attempt, not a slot that never frees; the guard aborts it if this
-                            // task is aborted (kill at the deadline, lost lease).
-                            let mut attempt = AbortOnDrop(tokio::spawn(process_message(
+                            // A panicking handler is a failed attempt, not a slot that never
+                            // frees: the panic is caught at this task's poll (no second task
+                            // per message); aborting this task (kill at the deadline, lost
+                            // lease) drops the attempt with it.
+                            let outcome = match catch_unwind(process_message(
                                 queue, store, handler, delivery, lease, interrupt,
-                            )));
-                            let outcome = match (&mut attempt.0).await {
+                            ))
+                            .await
+                            {
                                 Ok(outcome) => outcome,
-                                Err(e) => {
-                                    tracing::error!(message_id = %id, "handler attempt crashed: {e}");
+                                Err(panic) => {
+                                    tracing::error!(message_id = %id, "handler attempt crashed: {}", panic_message(panic.as_ref()));
                                     TaskOutcome::Outcome(Outcome::Failed)
                                 }
                             };
@@ -543,13 +545,26 @@ where
     }
 }
 
-/// Aborts the task when dropped.
-struct AbortOnDrop<T>(JoinHandle<T>);
+/// Runs `fut`, turning a panic in any of its polls into `Err` with the panic's payload. The
+/// future is never polled again after a panic.
+async fn catch_unwind<F: Future>(fut: F) -> Result<F::Output, Box<dyn std::any::Any + Send>> {
+    let mut fut = Box::pin(fut);
+    std::future::poll_fn(move |cx| {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
+            Ok(std::task::Poll::Ready(v)) => std::task::Poll::Ready(Ok(v)),
+            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
+            Err(panic) => std::task::Poll::Ready(Err(panic)),
+        }
+    })
+    .await
+}
 
-impl<T> Drop for AbortOnDrop<T> {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a panic")
 }
 
 #[derive(Clone, Copy)]
