@@ -9,8 +9,8 @@ use spotkit_azure::storage::{
     ResourceUrl, Service, StorageCredential, StorageOptions, redact_sas,
 };
 use spotkit_cloud::{
-    Clock, Delivery, ETag, Lease, MessageId, ObjectStore, PeekedMessage, Queue, QueueError,
-    StoreError, StoredObject, WriteCondition,
+    Clock, CommitError, Delivery, ETag, Lease, MessageId, ObjectStore, PeekedMessage, Queue,
+    QueueError, StoreError, StoredObject, WriteCondition,
 };
 use spotkit_embedded::{SqliteQueue, SqliteStore};
 
@@ -148,6 +148,15 @@ impl Queue for AnyQueue {
     async fn delete(&self, lease: &Lease) -> Result<(), QueueError> {
         delegate_queue!(self, q => q.delete(lease))
     }
+    async fn commit_and_delete<S: ObjectStore>(
+        &self,
+        store: &S,
+        key: &str,
+        body: &[u8],
+        lease: &Lease,
+    ) -> Result<ETag, CommitError> {
+        delegate_queue!(self, q => q.commit_and_delete(store, key, body, lease))
+    }
     async fn peek(&self, max: u32) -> Result<Vec<PeekedMessage>, QueueError> {
         delegate_queue!(self, q => q.peek(max))
     }
@@ -185,6 +194,13 @@ impl ObjectStore for AnyStore {
     }
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
         delegate_store!(self, s => s.list(prefix))
+    }
+    // Forwarded so `AnyQueue::Sqlite` finds the `SqliteStore` behind an `AnyStore::Sqlite`.
+    fn transactional_backend(&self) -> Option<&(dyn std::any::Any + Send + Sync)> {
+        match self {
+            AnyStore::Sqlite(s) => s.transactional_backend(),
+            AnyStore::Azure(s) => s.transactional_backend(),
+        }
     }
 }
 

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::queue::{Queue, QueueError};
+use crate::queue::{CommitError, Queue, QueueError};
 use crate::store::{ObjectStore, StoreError, WriteCondition};
 
 async fn sleep(d: Duration) {
@@ -233,4 +233,95 @@ pub async fn store_contract<S: ObjectStore>(s: &S) {
         Ok(_) => {}
         Err(e) => panic!("IfAbsent after delete must succeed: {e}"),
     }
+}
+
+/// Runs the rules of [`Queue::commit_and_delete`] against `q` and `s` (fresh and empty). With
+/// `atomic` the pair must support it (the embedded queue and store in one file); without, it must
+/// answer `Unsupported` and change nothing, so callers can fall back to put-then-delete.
+///
+/// # Panics
+/// When the backend breaks a rule.
+pub async fn commit_contract<Q: Queue, S: ObjectStore>(q: &Q, s: &S, atomic: bool) {
+    q.create_if_missing().await.unwrap();
+    s.create_if_missing().await.unwrap();
+
+    q.send(b"commit me", Duration::ZERO).await.unwrap();
+    let got = q.receive(1, Duration::from_secs(30)).await.unwrap();
+    assert_eq!(got.len(), 1);
+    let lease = &got[0].lease;
+    let result = q.commit_and_delete(s, "ledger/one", b"effect", lease).await;
+    if !atomic {
+        match result {
+            Err(CommitError::Unsupported) => {}
+            other => panic!("a non-atomic pair must answer Unsupported, got {other:?}"),
+        }
+        assert!(
+            s.get("ledger/one").await.unwrap().is_none(),
+            "Unsupported writes nothing"
+        );
+        q.delete(lease)
+            .await
+            .expect("Unsupported leaves the message and its lease alone");
+        return;
+    }
+    let etag = result.expect("commit with the current receipt");
+    let entry = s
+        .get("ledger/one")
+        .await
+        .unwrap()
+        .expect("the entry exists");
+    assert_eq!(entry.body, b"effect", "the effect is committed");
+    assert_eq!(entry.etag, etag, "get returns the ETag the commit returned");
+    match q.delete(lease).await {
+        Err(QueueError::LeaseLost { .. }) => {}
+        other => panic!("the committed message must be gone, got {other:?}"),
+    }
+
+    // A lost lease (receipt superseded) commits nothing and deletes nothing.
+    q.send(b"superseded", Duration::ZERO).await.unwrap();
+    let got = q.receive(1, Duration::from_secs(30)).await.unwrap();
+    let old = got[0].lease.clone();
+    let current = q
+        .set_visibility(&old, Duration::from_secs(30))
+        .await
+        .unwrap();
+    match q.commit_and_delete(s, "ledger/two", b"effect", &old).await {
+        Err(CommitError::Queue(QueueError::LeaseLost { .. })) => {}
+        other => panic!("a superseded receipt must fail with LeaseLost, got {other:?}"),
+    }
+    assert!(
+        s.get("ledger/two").await.unwrap().is_none(),
+        "a lost lease commits no ledger entry"
+    );
+    assert_eq!(
+        s.list("ledger/").await.unwrap(),
+        vec!["ledger/one"],
+        "nothing else was written"
+    );
+    // The current holder still can, once.
+    q.commit_and_delete(s, "ledger/two", b"theirs", &current)
+        .await
+        .expect("the current receipt commits");
+    assert_eq!(s.get("ledger/two").await.unwrap().unwrap().body, b"theirs");
+
+    // An entry that exists already (another attempt committed first): ConditionFailed, the entry
+    // is unchanged and the message is still there for its holder to delete.
+    q.send(b"duplicate", Duration::ZERO).await.unwrap();
+    let got = q.receive(1, Duration::from_secs(30)).await.unwrap();
+    match q
+        .commit_and_delete(s, "ledger/one", b"again", &got[0].lease)
+        .await
+    {
+        Err(CommitError::Store(StoreError::ConditionFailed { .. })) => {}
+        other => panic!("an existing entry must fail with ConditionFailed, got {other:?}"),
+    }
+    assert_eq!(
+        s.get("ledger/one").await.unwrap().unwrap().body,
+        b"effect",
+        "a failed commit changes nothing"
+    );
+    q.delete(&got[0].lease)
+        .await
+        .expect("a failed commit leaves the message and its lease alone");
+    assert_eq!(q.approximate_len().await.unwrap(), 0, "all deleted");
 }

@@ -21,5 +21,5 @@ pub mod store;
 pub use clock::{Clock, SystemClock};
 pub use compute::{CapacityErrorCode, ComputeCloud, ComputeError};
 pub use events::{EventSource, EventSourceError};
-pub use queue::{Delivery, Lease, MessageId, PeekedMessage, Queue, QueueError};
+pub use queue::{CommitError, Delivery, Lease, MessageId, PeekedMessage, Queue, QueueError};
 pub use store::{ETag, ObjectStore, StoreError, StoredObject, WriteCondition};

@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use spotkit_core::Timestamp;
 
+use crate::store::{ETag, ObjectStore, StoreError};
+
 /// A message's id, as the queue assigned it.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct MessageId(pub String);
@@ -106,6 +108,24 @@ pub enum QueueError {
     },
 }
 
+/// Why [`Queue::commit_and_delete`] did not commit. On every error nothing was written and the
+/// message was not deleted (the pair is atomic).
+#[derive(Debug, thiserror::Error)]
+pub enum CommitError {
+    /// This queue cannot commit to that store atomically (different services or files): the
+    /// caller falls back to `put(IfAbsent)` then `delete`. Never has side effects.
+    #[error("this queue and store cannot commit an effect and delete a message atomically")]
+    Unsupported,
+    /// The store refused the create-only write; `ConditionFailed` means another attempt committed
+    /// the effect first (the message is still there: delete it).
+    #[error(transparent)]
+    Store(StoreError),
+    /// The queue refused the delete; `LeaseLost` means someone else holds or finished the message,
+    /// so nothing was committed.
+    #[error(transparent)]
+    Queue(QueueError),
+}
+
 /// A queue of messages with leases. Every method is one service call (no hidden retries), so
 /// callers own the retry policy.
 pub trait Queue: Send + Sync + 'static {
@@ -136,6 +156,25 @@ pub trait Queue: Send + Sync + 'static {
 
     /// Deletes the message. `LeaseLost` if the receipt was superseded or it is already gone.
     fn delete(&self, lease: &Lease) -> impl Future<Output = Result<(), QueueError>> + Send;
+
+    /// Optional capability: creates `key` in `store` with `body` (create-only, as
+    /// `put(key, body, WriteCondition::IfAbsent)`) and deletes the leased message, in one atomic
+    /// step: both happen or neither does. A superseded receipt fails the whole step with
+    /// `CommitError::Queue(QueueError::LeaseLost)` and commits nothing.
+    ///
+    /// Backends that share a transaction with `store` (the embedded SQLite queue and store in one
+    /// file) implement it; the default is [`CommitError::Unsupported`], with no side effects, and
+    /// callers fall back to the two separate calls.
+    fn commit_and_delete<S: ObjectStore>(
+        &self,
+        store: &S,
+        key: &str,
+        body: &[u8],
+        lease: &Lease,
+    ) -> impl Future<Output = Result<ETag, CommitError>> + Send {
+        let _ = (store, key, body, lease);
+        std::future::ready(Err(CommitError::Unsupported))
+    }
 
     /// Up to `max` visible messages, without leasing them.
     fn peek(&self, max: u32)

@@ -101,4 +101,11 @@ pub trait ObjectStore: Send + Sync + 'static {
 
     /// Keys under `prefix`, in lexical order (for inspection and tests; pages internally).
     fn list(&self, prefix: &str) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+
+    /// The concrete backend behind this store, for a queue that can write to it in its own
+    /// transaction ([`crate::Queue::commit_and_delete`]); wrappers forward their inner store's.
+    /// `None` (the default): no queue shares a transaction with this store.
+    fn transactional_backend(&self) -> Option<&(dyn std::any::Any + Send + Sync)> {
+        None
+    }
 }

@@ -108,7 +108,54 @@ CREATE TABLE IF NOT EXISTS objects (
 #[derive(Clone)]
 pub(crate) struct Db {
     conn: Arc<Mutex<Connection>>,
+    /// Writes waiting for a group commit ([`Db::run_grouped`]); one list per connection.
+    grouped: Arc<Mutex<Vec<Box<dyn GroupedOp>>>>,
     pub(crate) path: PathBuf,
+}
+
+/// One write of a group commit: applied inside its own savepoint, told the outcome after COMMIT.
+trait GroupedOp: Send {
+    /// Runs the write; `false` when it failed (its savepoint is then rolled back).
+    fn apply(&mut self, c: &Connection) -> bool;
+    /// Delivers the result; `commit_error` when the enclosing transaction did not commit.
+    fn finish(self: Box<Self>, commit_error: Option<String>);
+}
+
+struct Op<T, E, F> {
+    f: Option<F>,
+    result: Option<Result<T, E>>,
+    reply: tokio::sync::oneshot::Sender<Result<T, E>>,
+    on_fail: fn(String) -> E,
+}
+
+impl<T, E, F> GroupedOp for Op<T, E, F>
+where
+    T: Send,
+    E: Send,
+    F: FnOnce(&Connection) -> Result<T, E> + Send,
+{
+    fn apply(&mut self, c: &Connection) -> bool {
+        let Some(f) = self.f.take() else { return false };
+        // A panic must not leave the shared transaction half-applied: it fails this write only.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(c)))
+            .unwrap_or_else(|_| Err((self.on_fail)("embedded backend write panicked".into())));
+        let ok = result.is_ok();
+        self.result = Some(result);
+        ok
+    }
+
+    fn finish(self: Box<Self>, commit_error: Option<String>) {
+        let result = match (self.result, commit_error) {
+            (Some(Ok(_)), Some(e)) => Err((self.on_fail)(e)),
+            (Some(r), _) => r,
+            (None, e) => {
+                Err((self.on_fail)(e.unwrap_or_else(|| {
+                    "group commit never ran this write".into()
+                })))
+            }
+        };
+        let _ = self.reply.send(result);
+    }
 }
 
 impl Db {
@@ -116,26 +163,29 @@ impl Db {
     /// queue and a store in the same file then never wait on each other's SQLite write locks
     /// (SQLite's busy handler sleeps in milliseconds, which would cap throughput).
     pub(crate) fn open(path: &Path) -> Result<Self, OpenError> {
-        static OPEN: Mutex<Vec<(PathBuf, std::sync::Weak<Mutex<Connection>>)>> =
-            Mutex::new(Vec::new());
+        type Weak<T> = std::sync::Weak<Mutex<T>>;
+        type Grouped = Vec<Box<dyn GroupedOp>>;
+        type Entry = (PathBuf, Weak<Connection>, Weak<Grouped>);
+        static OPEN: Mutex<Vec<Entry>> = Mutex::new(Vec::new());
         let key = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
         let mut open = OPEN
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        open.retain(|(_, weak)| weak.strong_count() > 0);
+        open.retain(|(_, weak, _)| weak.strong_count() > 0);
         if let Some(conn) = open
             .iter()
-            .find(|(p, _)| *p == key)
-            .and_then(|(_, w)| w.upgrade())
+            .find(|(p, _, _)| *p == key)
+            .and_then(|(_, c, g)| Some((c.upgrade()?, g.upgrade()?)))
         {
             return Ok(Self {
-                conn,
+                conn: conn.0,
+                grouped: conn.1,
                 path: path.to_path_buf(),
             });
         }
         let db = Self::open_new(path)?;
         let key = std::fs::canonicalize(path).unwrap_or(key);
-        open.push((key, Arc::downgrade(&db.conn)));
+        open.push((key, Arc::downgrade(&db.conn), Arc::downgrade(&db.grouped)));
         Ok(db)
     }
 
@@ -155,8 +205,15 @@ impl Db {
         conn.execute_batch(SCHEMA).map_err(wrap)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
+            grouped: Arc::new(Mutex::new(Vec::new())),
             path: path.to_path_buf(),
         })
+    }
+
+    /// Whether both handles use the same connection (the same file in this process), so one
+    /// transaction can span them.
+    pub(crate) fn same_connection(&self, other: &Db) -> bool {
+        Arc::ptr_eq(&self.conn, &other.conn)
     }
 
     /// Runs `f` with the connection on a blocking thread.
@@ -179,6 +236,81 @@ impl Db {
         .await
         .unwrap_or_else(|e| Err(on_panic(format!("embedded backend task failed: {e}"))))
     }
+}
+
+impl Db {
+    /// Runs the write `f` in a *group commit*: writes that arrive while the connection is busy
+    /// wait and then share one `BEGIN IMMEDIATE` ... `COMMIT` (one WAL commit for all of them
+    /// instead of one each). Each write runs in its own savepoint, so a write that fails (returns
+    /// `Err`) is rolled back alone and the others still commit; `Ok` is returned only after the
+    /// shared COMMIT succeeded, else `on_fail` with the reason.
+    pub(crate) async fn run_grouped<T, E>(
+        &self,
+        on_fail: fn(String) -> E,
+        f: impl FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: Send + 'static,
+    {
+        let (reply, result) = tokio::sync::oneshot::channel();
+        lock(&self.grouped).push(Box::new(Op {
+            f: Some(f),
+            result: None,
+            reply,
+            on_fail,
+        }));
+        let (conn, grouped) = (self.conn.clone(), self.grouped.clone());
+        // Every write schedules a drain; a drain that finds the list empty (an earlier one took
+        // this write along) does nothing.
+        drop(tokio::task::spawn_blocking(move || {
+            let conn = lock(&conn);
+            let mut ops = std::mem::take(&mut *lock(&grouped));
+            if ops.is_empty() {
+                return;
+            }
+            if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+                for op in ops {
+                    op.finish(Some(e.to_string()));
+                }
+                return;
+            }
+            for op in &mut ops {
+                let applied = conn.execute_batch("SAVEPOINT grouped").is_ok() && {
+                    let ok = op.apply(&conn);
+                    if ok {
+                        conn.execute_batch("RELEASE grouped").is_ok()
+                    } else {
+                        let _ = conn.execute_batch("ROLLBACK TO grouped; RELEASE grouped");
+                        true
+                    }
+                };
+                if !applied {
+                    // The savepoint machinery itself failed: give up on the whole group.
+                    let _ = conn.execute_batch("ROLLBACK");
+                    for op in ops {
+                        op.finish(Some("savepoint failed in the group commit".into()));
+                    }
+                    return;
+                }
+            }
+            let commit = conn.execute_batch("COMMIT").map_err(|e| e.to_string());
+            if commit.is_err() {
+                let _ = conn.execute_batch("ROLLBACK");
+            }
+            let error = commit.err();
+            for op in ops {
+                op.finish(error.clone());
+            }
+        }));
+        result
+            .await
+            .unwrap_or_else(|_| Err(on_fail("embedded group commit task failed".into())))
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Runs `sql` through the connection's prepared-statement cache: the hot statements are parsed

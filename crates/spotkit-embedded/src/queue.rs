@@ -4,10 +4,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
-use spotkit_cloud::{Clock, Delivery, Lease, MessageId, PeekedMessage, Queue, QueueError};
+use spotkit_cloud::{
+    Clock, CommitError, Delivery, ETag, Lease, MessageId, ObjectStore, PeekedMessage, Queue,
+    QueueError, StoreError,
+};
 use spotkit_core::Timestamp;
 
 use crate::db::{Db, EmbeddedUrl, OpenError, exec, row, token};
+use crate::store::{SqliteStore, new_etag};
 
 /// Largest body accepted: the same 48 KiB of raw bytes that fit Azure's 64 KiB base64 limit, so a
 /// message that works embedded also works on Azure.
@@ -74,20 +78,23 @@ impl SqliteQueue {
 
     async fn require_queue(&self) -> Result<(), QueueError> {
         let name = self.name.clone();
-        self.db
-            .run(transient, move |c| {
-                let exists: Option<i64> =
-                    row(c, "SELECT 1 FROM queues WHERE name = ?1", [&name], |r| {
-                        r.get(0)
-                    })
-                    .optional()
-                    .map_err(transient)?;
-                match exists {
-                    Some(_) => Ok(()),
-                    None => Err(QueueError::QueueNotFound { queue: name }),
-                }
-            })
-            .await
+        self.db.run(transient, move |c| check_queue(c, &name)).await
+    }
+}
+
+/// `QueueNotFound` unless the queue exists; run inside the operation's own closure so the check
+/// costs no extra hop to the blocking pool.
+fn check_queue(c: &rusqlite::Connection, name: &str) -> Result<(), QueueError> {
+    let exists: Option<i64> = row(c, "SELECT 1 FROM queues WHERE name = ?1", [name], |r| {
+        r.get(0)
+    })
+    .optional()
+    .map_err(transient)?;
+    match exists {
+        Some(_) => Ok(()),
+        None => Err(QueueError::QueueNotFound {
+            queue: name.to_string(),
+        }),
     }
 }
 
@@ -116,12 +123,12 @@ impl Queue for SqliteQueue {
                 ),
             });
         }
-        self.require_queue().await?;
         let now = self.clock.now().unix_millis();
         let (name, body, id) = (self.name.clone(), body.to_vec(), token());
         let visible = now.saturating_add(ms(delay));
         self.db
             .run(transient, move |c| {
+                check_queue(c, &name)?;
                 exec(
                     c,
                     "INSERT INTO messages (queue, id, body, inserted_ms, visible_ms, seq)
@@ -141,7 +148,6 @@ impl Queue for SqliteQueue {
                 detail: format!("receive of {max} messages: must be 1..=32, as Azure allows"),
             });
         }
-        self.require_queue().await?;
         let now = self.clock.now().unix_millis();
         let name = self.name.clone();
         let visible_at = now.saturating_add(ms(visibility));
@@ -150,6 +156,7 @@ impl Queue for SqliteQueue {
                 let tx = c
                     .transaction_with_behavior(TransactionBehavior::Immediate)
                     .map_err(transient)?;
+                check_queue(&tx, &name)?;
                 let mut out = Vec::new();
                 {
                     let mut select = tx
@@ -251,6 +258,70 @@ impl Queue for SqliteQueue {
                 Ok(())
             })
             .await
+    }
+
+    /// The create-only insert and the receipt-checked delete commit together or roll back
+    /// together, in a group commit (`Db::run_grouped`): one WAL commit for all the pairs that
+    /// arrive while the connection is busy, instead of two per message.
+    fn commit_and_delete<S: ObjectStore>(
+        &self,
+        store: &S,
+        key: &str,
+        body: &[u8],
+        lease: &Lease,
+    ) -> impl std::future::Future<Output = Result<ETag, CommitError>> + Send {
+        let target = store
+            .transactional_backend()
+            .and_then(|b| b.downcast_ref::<SqliteStore>())
+            .filter(|s| s.db.same_connection(&self.db))
+            .map(|s| s.container.clone());
+        let (db, name, key, body, lease) = (
+            self.db.clone(),
+            self.name.clone(),
+            key.to_string(),
+            body.to_vec(),
+            lease.clone(),
+        );
+        async move {
+            let Some(container) = target else {
+                return Err(CommitError::Unsupported);
+            };
+            let queue_err = |e: rusqlite::Error| CommitError::Queue(transient(e));
+            // A group commit: the commits of concurrent handlers share one transaction, each pair
+            // in its own savepoint, so one lost lease rolls back only its own pair.
+            db.run_grouped(
+                |detail| CommitError::Queue(QueueError::Transient { detail }),
+                move |c| {
+                    SqliteStore::check_container(c, &container).map_err(CommitError::Store)?;
+                    let etag = new_etag();
+                    let inserted = exec(
+                        c,
+                        "INSERT INTO objects (container, key, body, etag) VALUES (?1, ?2, ?3, ?4)
+                         ON CONFLICT (container, key) DO NOTHING",
+                        params![container, key, body, etag],
+                    )
+                    .map_err(queue_err)?;
+                    if inserted == 0 {
+                        // An error rolls back this write's savepoint: the message stays.
+                        return Err(CommitError::Store(StoreError::ConditionFailed { key }));
+                    }
+                    let deleted = exec(
+                        c,
+                        "DELETE FROM messages WHERE queue = ?1 AND id = ?2 AND pop_receipt = ?3",
+                        params![name, lease.message_id.0, lease.pop_receipt],
+                    )
+                    .map_err(queue_err)?;
+                    if deleted == 0 {
+                        // Rolls back the ledger insert too: a lost lease commits nothing.
+                        return Err(CommitError::Queue(QueueError::LeaseLost {
+                            message_id: lease.message_id,
+                        }));
+                    }
+                    Ok(ETag(etag))
+                },
+            )
+            .await
+        }
     }
 
     async fn peek(&self, max: u32) -> Result<Vec<PeekedMessage>, QueueError> {

@@ -8,8 +8,8 @@ use crate::db::{Db, EmbeddedUrl, OpenError, exec, row, token};
 /// A container of objects in a SQLite file.
 #[derive(Clone)]
 pub struct SqliteStore {
-    db: Db,
-    container: String,
+    pub(crate) db: Db,
+    pub(crate) container: String,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -29,6 +29,11 @@ fn transient(e: impl std::fmt::Display) -> StoreError {
     }
 }
 
+/// A fresh ETag, quoted as Azure quotes them.
+pub(crate) fn new_etag() -> String {
+    format!("\"{}\"", token())
+}
+
 impl SqliteStore {
     /// Opens `url` (`sqlite:PATH[?name=CONTAINER]`), creating the file and schema if needed.
     ///
@@ -42,7 +47,10 @@ impl SqliteStore {
         })
     }
 
-    fn check_container(c: &rusqlite::Connection, container: &str) -> Result<(), StoreError> {
+    pub(crate) fn check_container(
+        c: &rusqlite::Connection,
+        container: &str,
+    ) -> Result<(), StoreError> {
         let exists: Option<i64> = row(
             c,
             "SELECT 1 FROM containers WHERE name = ?1",
@@ -123,7 +131,7 @@ impl ObjectStore for SqliteStore {
                 if !allowed {
                     return Err(StoreError::ConditionFailed { key });
                 }
-                let etag = format!("\"{}\"", token());
+                let etag = new_etag();
                 exec(&tx,
                     "INSERT INTO objects (container, key, body, etag) VALUES (?1, ?2, ?3, ?4)
                      ON CONFLICT (container, key) DO UPDATE SET body = excluded.body, etag = excluded.etag",
@@ -150,6 +158,10 @@ impl ObjectStore for SqliteStore {
                 .map_err(transient)
             })
             .await
+    }
+
+    fn transactional_backend(&self) -> Option<&(dyn std::any::Any + Send + Sync)> {
+        Some(self)
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {

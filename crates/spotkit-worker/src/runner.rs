@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use spotkit_cloud::{
-    Clock, Delivery, Lease, ObjectStore, Queue, QueueError, StoreError, WriteCondition,
+    Clock, CommitError, Delivery, Lease, ObjectStore, Queue, QueueError, StoreError, WriteCondition,
 };
 use spotkit_core::backoff::Backoff;
 use spotkit_core::worker::{
@@ -101,6 +101,11 @@ enum Event {
 
 enum TaskOutcome {
     Outcome(Outcome),
+    /// The effect was committed and the message deleted in one atomic step
+    /// (`Queue::commit_and_delete`): `Done`, with nothing left to delete.
+    CommittedAndDeleted,
+    /// The atomic commit found the lease superseded: nothing was committed; someone else holds it.
+    LeaseLost,
     Rejected(String),
 }
 
@@ -121,6 +126,8 @@ struct HeldMessage {
     task: Option<JoinHandle<()>>,
     interrupt: watch::Sender<bool>,
     already_committed: bool,
+    /// Deleted together with its ledger entry: completing it needs no queue call.
+    deleted: bool,
 }
 
 const RETRY: Backoff = Backoff {
@@ -133,6 +140,14 @@ fn retryable_queue(e: &QueueError) -> Option<Duration> {
         QueueError::Throttled { retry_after } => Some(*retry_after),
         QueueError::Transient { .. } => Some(Duration::ZERO),
         _ => None,
+    }
+}
+
+fn retryable_commit(e: &CommitError) -> Option<Duration> {
+    match e {
+        CommitError::Unsupported => None,
+        CommitError::Store(e) => retryable_store(e),
+        CommitError::Queue(e) => retryable_queue(e),
     }
 }
 
@@ -257,19 +272,22 @@ where
                             continue;
                         }
                         let (store, handler, tx2) = (store.clone(), handler.clone(), tx.clone());
+                        let (queue, lease) = (queue.clone(), m.lease.clone());
                         let delivery = m.delivery.clone();
                         let interrupt = m.interrupt.subscribe();
                         m.task = Some(tokio::spawn(async move {
-                            // The attempt runs in its own task so a panicking handler is a failed
-                            // attempt, not a slot that never frees; the guard aborts it if this
-                            // task is aborted (kill at the deadline, lost lease).
-                            let mut attempt = AbortOnDrop(tokio::spawn(process_message(
-                                store, handler, delivery, interrupt,
-                            )));
-                            let outcome = match (&mut attempt.0).await {
+                            // A panicking handler is a failed attempt, not a slot that never
+                            // frees: the panic is caught at this task's poll (no second task
+                            // per message); aborting this task (kill at the deadline, lost
+                            // lease) drops the attempt with it.
+                            let outcome = match catch_unwind(process_message(
+                                queue, store, handler, delivery, lease, interrupt,
+                            ))
+                            .await
+                            {
                                 Ok(outcome) => outcome,
-                                Err(e) => {
-                                    tracing::error!(message_id = %id, "handler attempt crashed: {e}");
+                                Err(panic) => {
+                                    tracing::error!(message_id = %id, "handler attempt crashed: {}", panic_message(panic.as_ref()));
                                     TaskOutcome::Outcome(Outcome::Failed)
                                 }
                             };
@@ -290,6 +308,13 @@ where
                     }
                     WorkerAction::Complete { id } => {
                         let Some(m) = held.get(&id) else { continue };
+                        if m.deleted {
+                            let _ = tx.send(Event::Settled {
+                                id,
+                                counted: Counted::Completed,
+                            });
+                            continue;
+                        }
                         let counted = if m.already_committed {
                             Counted::AlreadyCommitted
                         } else {
@@ -437,6 +462,7 @@ where
                         task: None,
                         interrupt,
                         already_committed: false,
+                        deleted: false,
                     });
                 }
                 pending.push(WorkerInput::Received(batch));
@@ -469,6 +495,17 @@ where
                     m.task = None;
                 }
                 pending.push(match outcome {
+                    TaskOutcome::CommittedAndDeleted => {
+                        if let Some(m) = held.get_mut(&id) {
+                            m.deleted = true;
+                        }
+                        WorkerInput::Finished {
+                            id,
+                            outcome: Outcome::Done,
+                        }
+                    }
+                    // The same as a renewal finding the receipt superseded: drop it, commit nothing.
+                    TaskOutcome::LeaseLost => WorkerInput::RenewFailed { id, lost: true },
                     TaskOutcome::Outcome(outcome) => {
                         if outcome == Outcome::AlreadyCommitted
                             && let Some(m) = held.get_mut(&id)
@@ -508,13 +545,26 @@ where
     }
 }
 
-/// Aborts the task when dropped.
-struct AbortOnDrop<T>(JoinHandle<T>);
+/// Runs `fut`, turning a panic in any of its polls into `Err` with the panic's payload. The
+/// future is never polled again after a panic.
+async fn catch_unwind<F: Future>(fut: F) -> Result<F::Output, Box<dyn std::any::Any + Send>> {
+    let mut fut = Box::pin(fut);
+    std::future::poll_fn(move |cx| {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
+            Ok(std::task::Poll::Ready(v)) => std::task::Poll::Ready(Ok(v)),
+            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
+            Err(panic) => std::task::Poll::Ready(Err(panic)),
+        }
+    })
+    .await
+}
 
-impl<T> Drop for AbortOnDrop<T> {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a panic")
 }
 
 #[derive(Clone, Copy)]
@@ -608,10 +658,12 @@ async fn save_fenced<S: ObjectStore>(
     )))
 }
 
-async fn process_message<S: ObjectStore, H: Handler>(
+async fn process_message<Q: Queue, S: ObjectStore, H: Handler>(
+    queue: Arc<Q>,
     store: Arc<S>,
     handler: Arc<H>,
     delivery: Delivery,
+    lease: Arc<Mutex<Lease>>,
     interrupt: watch::Receiver<bool>,
 ) -> TaskOutcome {
     let id = delivery.lease.message_id.0.clone();
@@ -684,17 +736,40 @@ async fn process_message<S: ObjectStore, H: Handler>(
     let interrupted = *interrupt.borrow();
     let (outcome, checkpoint) = match result {
         HandlerResult::Done { effect } => {
-            return match with_retries(5, retryable_store, || {
-                store.put(&ledger, &effect, WriteCondition::IfAbsent)
-            })
-            .await
-            {
-                Ok(_) => {
+            // Where queue and store share a transaction, commit the effect and delete the message
+            // as one atomic step (one durable write, not two). The lease lock keeps a renewal from
+            // superseding the receipt in between; a receipt superseded anyway fails the whole step.
+            let atomic = {
+                let lease = lease.lock().await;
+                with_retries(5, retryable_commit, || {
+                    queue.commit_and_delete(store.as_ref(), &ledger, &effect, &lease)
+                })
+                .await
+            };
+            let committed = match atomic {
+                Ok(_) => Ok(TaskOutcome::CommittedAndDeleted),
+                Err(CommitError::Unsupported) => with_retries(5, retryable_store, || {
+                    store.put(&ledger, &effect, WriteCondition::IfAbsent)
+                })
+                .await
+                .map(|_| TaskOutcome::Outcome(Outcome::Done)),
+                Err(CommitError::Store(e)) => Err(e),
+                Err(CommitError::Queue(QueueError::LeaseLost { .. })) => {
+                    tracing::info!(message_id = %id, "lease lost before the commit; nothing committed");
+                    return TaskOutcome::LeaseLost;
+                }
+                Err(CommitError::Queue(e)) => {
+                    tracing::warn!(message_id = %id, "cannot commit the effect ({e}); retrying later");
+                    return TaskOutcome::Outcome(Outcome::Failed);
+                }
+            };
+            return match committed {
+                Ok(outcome) => {
                     // Progress is moot once the effect is committed.
                     if checkpoint_exists {
                         let _ = store.delete(&cp_key).await;
                     }
-                    TaskOutcome::Outcome(Outcome::Done)
+                    outcome
                 }
                 Err(StoreError::ConditionFailed { .. }) => {
                     tracing::info!(message_id = %id, "another attempt committed this effect first; ours is dropped");

@@ -22,15 +22,26 @@ struct Env {
 }
 
 async fn env() -> Env {
+    env_with(false).await
+}
+
+/// With `split_store` the store lives in another file, so the queue cannot commit and delete in
+/// one transaction and the runtime takes the put-then-delete path (as on Azure).
+async fn env_with(split_store: bool) -> Env {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("w.db");
+    let store_db = if split_store {
+        dir.path().join("s.db")
+    } else {
+        db.clone()
+    };
     let queue = SqliteQueue::open(
         &format!("sqlite:{}?name=jobs", db.display()),
         Arc::new(SystemClock),
     )
     .unwrap();
     let poison = queue.sibling("jobs-poison");
-    let store = SqliteStore::open(&format!("sqlite:{}?name=effects", db.display())).unwrap();
+    let store = SqliteStore::open(&format!("sqlite:{}?name=effects", store_db.display())).unwrap();
     queue.create_if_missing().await.unwrap();
     poison.create_if_missing().await.unwrap();
     store.create_if_missing().await.unwrap();
@@ -119,7 +130,15 @@ impl Handler for Echo {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_message_is_processed_and_its_effect_committed_once() {
-    let env = env().await;
+    every_message_once(env().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_message_is_processed_once_when_the_store_is_in_another_file() {
+    every_message_once(env_with(true).await).await;
+}
+
+async fn every_message_once(env: Env) {
     for i in 0..50 {
         env.queue
             .send(format!("m{i}").as_bytes(), Duration::ZERO)
